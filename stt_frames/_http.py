@@ -1,0 +1,140 @@
+"""One request and one answer, independent of sync or async: the body we send, what we make of the reply.
+
+Transport errors from httpx (and the aiohttp transport under it) are translated here, in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ._settings import Settings
+from .audio import AudioInput
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    MalformedResponseError,
+    STTError,
+    status_error,
+)
+from .models import Transcription
+from .retry import parse_retry_after
+
+__all__ = ["build_body", "map_transport_error", "parse_response"]
+
+
+def build_body(
+    clip: AudioInput,
+    *,
+    model: str,
+    language: str | None = None,
+    temperature: float | None = None,
+    provider_options: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The JSON request body of the contract; ``extra_body`` keys are added last (and win)."""
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a non-empty string such as 'openai/whisper-1', got {model!r}")
+    body: dict[str, Any] = {
+        "model": model,
+        "input_audio": {"data": base64.b64encode(clip.data).decode("ascii"), "format": clip.format},
+    }
+    if language is not None:
+        body["language"] = language
+    if temperature is not None:
+        body["temperature"] = float(temperature)
+    if provider_options:
+        body["provider"] = {"options": dict(provider_options)}
+    if extra_body:
+        body.update(extra_body)
+    return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
+def _snippet(content: bytes, limit: int = 120) -> str:
+    text = content[:limit].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text + ("..." if len(content) > limit else "")
+
+
+def _looks_like_html(content: bytes, content_type: str) -> bool:
+    head = content[:200].lstrip().lower()
+    return "html" in content_type or head.startswith((b"<!doctype", b"<html"))
+
+
+def _error_from_status(response: httpx.Response, settings: Settings) -> APIStatusError:
+    status = response.status_code
+    content = response.content
+    ctype = response.headers.get("content-type", "")
+    retry_after = parse_retry_after(response.headers)
+    code: int | str | None = None
+    metadata: dict[str, Any] | None = None
+    message: str
+    try:
+        payload = json.loads(content) if content else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        err = payload["error"]
+        message = str(err.get("message") or "no message")
+        code = err.get("code")
+        if isinstance(err.get("metadata"), dict):
+            metadata = err["metadata"]
+    elif not content:
+        message = f"the server answered {status} with an empty body"
+    elif _looks_like_html(content, ctype):
+        message = f"the server answered {status} with an HTML page instead of JSON (a proxy or gateway failed)"
+    else:
+        message = f"the server answered {status}: {_snippet(content)}"
+    message = settings.redact(message)
+    if metadata:
+        metadata = json.loads(settings.redact(json.dumps(metadata, default=str)))
+    return status_error(status, message, code=code, metadata=metadata, retry_after=retry_after)
+
+
+def parse_response(response: httpx.Response, settings: Settings) -> Transcription:
+    """Turn a fully read response into a Transcription, or raise the matching STTError."""
+    if response.status_code >= 400 or response.status_code < 200:
+        raise _error_from_status(response, settings)
+    content = response.content
+    ctype = response.headers.get("content-type", "")
+    if not content.strip():
+        raise MalformedResponseError(
+            f"{response.status_code}: the server answered with an empty body instead of JSON",
+            status=response.status_code,
+        )
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        if _looks_like_html(content, ctype):
+            what = "an HTML page instead of JSON (a proxy may be in the way; check base_url)"
+        else:
+            what = f"cut-off or invalid JSON ({len(content)} bytes: {_snippet(content, 60)})"
+        raise MalformedResponseError(
+            settings.redact(f"{response.status_code}: the server answered with {what}"),
+            status=response.status_code,
+            body=settings.redact(_snippet(content, 500)),
+        ) from None
+    try:
+        return Transcription.from_json(payload)
+    except MalformedResponseError as exc:
+        raise MalformedResponseError(
+            settings.redact(f"{response.status_code}: malformed answer: {exc}"), status=response.status_code
+        ) from None
+
+
+def map_transport_error(exc: Exception, settings: Settings) -> STTError:
+    """Translate an httpx transport error into APITimeoutError or APIConnectionError."""
+    cause = exc.__cause__
+    detail = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}"
+    detail = settings.redact(detail.strip().rstrip(":"))
+    where = settings.base_url
+    # The aiohttp transport reports a dropped connection as a connect timeout; tell them apart by cause.
+    dropped = cause is not None and "Disconnected" in type(cause).__name__
+    if isinstance(exc, httpx.TimeoutException) and not dropped:
+        return APITimeoutError(f"no answer from {where} in time ({detail}); retry, or raise timeout=")
+    return APIConnectionError(f"connection to {where} failed or was dropped ({detail}); check base_url and the network")

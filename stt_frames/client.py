@@ -1,0 +1,381 @@
+"""``Client`` and ``AsyncClient``: one call to ``POST {base_url}/audio/transcriptions``, with retries.
+
+Defaults (see ``stt_frames._settings`` and ``stt_frames.retry``):
+
+- ``api_key``: argument, else ``OPENROUTER_API_KEY``, else none. Pass ``api_key=None`` to send no key.
+- ``base_url``: argument, else ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``.
+- ``timeout``: 600 s to read the answer, 10 s to connect, 60 s to write.
+- ``max_retries``: 5 retries after the first try, for 408, 429, 5xx, timeouts and dropped connections;
+  waits honour ``retry-after-ms`` / ``Retry-After`` (up to 300 s), else backoff 0.5 s, 1 s, 2 s ... 30 s with jitter.
+- ``max_audio_bytes``: 25 MB per file.
+- ``AsyncClient`` sends through the aiohttp transport (``httpx-aiohttp``), which keeps its throughput with
+  hundreds of requests in flight where httpx's own pool does not (see ``bench/``); at most 256 connections.
+
+Example::
+
+    from stt_frames import Client
+    with Client() as client:
+        t = client.transcribe("data/en/flite_slt_00.wav", model="openai/whisper-large-v3")
+    print(t.text, t.usage.cost)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+from ._http import build_body, map_transport_error, parse_response
+from ._settings import NOT_GIVEN, NotGiven, Settings, resolve_settings
+from .audio import DEFAULT_MAX_AUDIO_BYTES, AudioInput, prepare_audio
+from .errors import APIConnectionError, APIStatusError, MalformedResponseError, STTError
+from .models import Transcription
+from .retry import backoff, should_retry_status
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient", "Client", "RetryHook"]
+
+log = logging.getLogger("stt_frames.client")
+
+#: Connection cap of AsyncClient's pool (requests in flight are bounded by the caller, e.g. ``concurrency``).
+DEFAULT_MAX_CONNECTIONS: Final = 256
+
+#: Called before each retry with the error and the wait in seconds (transcribe_column uses it to slow down on 429).
+RetryHook = Callable[[STTError, float], None]
+
+AudioLike = bytes | bytearray | memoryview | str | os.PathLike[str]
+
+
+class _BaseClient:
+    def __init__(
+        self,
+        *,
+        api_key: str | NotGiven | None = NOT_GIVEN,
+        base_url: str | NotGiven | None = NOT_GIVEN,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        http_referer: str | None = None,
+        x_title: str | None = None,
+        max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+        on_retry: RetryHook | None = None,
+    ) -> None:
+        self._settings = resolve_settings(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_referer=http_referer,
+            x_title=x_title,
+        )
+        self.max_audio_bytes = max_audio_bytes
+        self.on_retry = on_retry
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (their repr never shows the key)."""
+        return self._settings
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._settings.base_url
+
+    def __repr__(self) -> str:
+        key = "<set>" if self._settings.api_key else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+
+    def _request_body(
+        self,
+        audio: AudioLike | AudioInput,
+        *,
+        model: str,
+        language: str | None,
+        temperature: float | None,
+        provider_options: Mapping[str, Any] | None,
+        format: str | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> bytes:
+        clip = (
+            audio
+            if isinstance(audio, AudioInput)
+            else prepare_audio(audio, format=format, max_bytes=self.max_audio_bytes)
+        )
+        return build_body(
+            clip,
+            model=model,
+            language=language,
+            temperature=temperature,
+            provider_options=provider_options,
+            extra_body=extra_body,
+        )
+
+    def _outcome(self, response: httpx.Response) -> Transcription:
+        return parse_response(response, self._settings)
+
+    def _retry_wait(self, err: STTError, headers: Mapping[str, str] | None, attempt: int) -> float | None:
+        """Seconds to wait before the next try, or None when ``err`` is final."""
+        if attempt >= self._settings.max_retries:
+            return None
+        if isinstance(err, APIStatusError):
+            if not should_retry_status(err.status, headers):
+                return None
+            wait = err.retry_after if err.retry_after is not None else backoff(attempt)
+        elif isinstance(err, APIConnectionError):
+            wait = backoff(attempt)
+        else:
+            return None
+        log.info("retrying after %s (attempt %d, waiting %.2fs)", type(err).__name__, attempt + 1, wait)
+        if self.on_retry is not None:
+            self.on_retry(err, wait)
+        return wait
+
+    def _models_url(self) -> str:
+        return f"{self.base_url}/models"
+
+
+def _models_from(response: httpx.Response, settings: Settings) -> list[dict[str, Any]]:
+    if response.status_code >= 400:
+        parse_response(response, settings)  # raises the mapped error
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        data = None
+    if not isinstance(data, list):
+        raise MalformedResponseError(f"{response.status_code}: /models did not answer with {{'data': [...]}}")
+    return [m for m in data if isinstance(m, dict)]
+
+
+class Client(_BaseClient):
+    """Synchronous speech-to-text client for OpenRouter (or any server speaking the same API).
+
+    All options are keyword-only; see the module docstring for every default.
+
+    Example::
+
+        client = stt_frames.Client(base_url="http://127.0.0.1:8787/api/v1")
+        client.transcribe("data/en/flite_slt_00.wav", model="local/pocketsphinx").text
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | NotGiven | None = NOT_GIVEN,
+        base_url: str | NotGiven | None = NOT_GIVEN,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        http_referer: str | None = None,
+        x_title: str | None = None,
+        max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+        transport: httpx.BaseTransport | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_referer=http_referer,
+            x_title=x_title,
+            max_audio_bytes=max_audio_bytes,
+            on_retry=on_retry,
+        )
+        self._http = httpx.Client(transport=transport, timeout=self._settings.timeout, headers=self._settings.headers())
+
+    def transcribe(
+        self,
+        audio: AudioLike | AudioInput,
+        *,
+        model: str,
+        language: str | None = None,
+        temperature: float | None = None,
+        provider_options: Mapping[str, Any] | None = None,
+        format: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Transcription:
+        """Transcribe one file (a path) or raw bytes (``format`` given or sniffed from the bytes).
+
+        ``extra_body`` adds fields that newer versions of the API accept. Retries what can be retried.
+
+        Example::
+
+            t = client.transcribe("a.mp3", model="openai/whisper-1", language="en")
+        """
+        body = self._request_body(
+            audio,
+            model=model,
+            language=language,
+            temperature=temperature,
+            provider_options=provider_options,
+            format=format,
+            extra_body=extra_body,
+        )
+        attempt = 0
+        while True:
+            headers: Mapping[str, str] | None = None
+            started = time.perf_counter()
+            try:
+                response = self._http.post(self._settings.endpoint, content=body)
+                headers = response.headers
+                log.debug(
+                    "POST %s -> %d in %.3fs",
+                    self._settings.endpoint,
+                    response.status_code,
+                    time.perf_counter() - started,
+                )
+                return self._outcome(response)
+            except httpx.TransportError as exc:
+                err: STTError = map_transport_error(exc, self._settings)
+            except STTError as exc:
+                err = exc
+            wait = self._retry_wait(err, headers, attempt)
+            if wait is None:
+                raise err
+            time.sleep(wait)
+            attempt += 1
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """The speech-to-text models the server lists (``GET /models?output_modalities=transcription``)."""
+        response = self._http.get(self._models_url(), params={"output_modalities": "transcription"})
+        return _models_from(response, self._settings)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncClient(_BaseClient):
+    """Asynchronous client; the same API as ``Client`` with ``await``. Use one per event loop.
+
+    Example::
+
+        async with stt_frames.AsyncClient() as client:
+            t = await client.transcribe("a.wav", model="openai/whisper-large-v3")
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | NotGiven | None = NOT_GIVEN,
+        base_url: str | NotGiven | None = NOT_GIVEN,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        http_referer: str | None = None,
+        x_title: str | None = None,
+        max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_referer=http_referer,
+            x_title=x_title,
+            max_audio_bytes=max_audio_bytes,
+            on_retry=on_retry,
+        )
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if transport is None:
+            from httpx_aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport(limits=limits)
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=self._settings.timeout, headers=self._settings.headers(), limits=limits
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> AsyncClient:
+        """A new AsyncClient with the same settings (for use on another event loop)."""
+        return cls(
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            http_referer=settings.http_referer,
+            x_title=settings.x_title,
+            max_audio_bytes=max_audio_bytes,
+            transport=transport,
+            on_retry=on_retry,
+        )
+
+    async def transcribe(
+        self,
+        audio: AudioLike | AudioInput,
+        *,
+        model: str,
+        language: str | None = None,
+        temperature: float | None = None,
+        provider_options: Mapping[str, Any] | None = None,
+        format: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Transcription:
+        """Transcribe one file or raw bytes; see ``Client.transcribe``.
+
+        Example::
+
+            t = await client.transcribe("a.wav", model="openai/whisper-1")
+        """
+        body = self._request_body(
+            audio,
+            model=model,
+            language=language,
+            temperature=temperature,
+            provider_options=provider_options,
+            format=format,
+            extra_body=extra_body,
+        )
+        attempt = 0
+        while True:
+            headers: Mapping[str, str] | None = None
+            try:
+                response = await self._http.post(self._settings.endpoint, content=body)
+                headers = response.headers
+                return self._outcome(response)
+            except httpx.TransportError as exc:
+                err: STTError = map_transport_error(exc, self._settings)
+            except STTError as exc:
+                err = exc
+            wait = self._retry_wait(err, headers, attempt)
+            if wait is None:
+                raise err
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The speech-to-text models the server lists."""
+        response = await self._http.get(self._models_url(), params={"output_modalities": "transcription"})
+        return _models_from(response, self._settings)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
