@@ -290,6 +290,7 @@ class AsyncClient(_BaseClient):
             on_retry=on_retry,
         )
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._user_transport = transport  # reused by from_settings() copies on other event loops
         if transport is None:
             from httpx_aiohttp import AiohttpTransport
 

@@ -1,0 +1,362 @@
+"""The answer cache: SQLite on disk, keyed by a hash of the audio bytes and the request parameters.
+
+Every successful answer is stored the moment it arrives, so a stopped, killed or crashed run loses
+nothing and a rerun sends only what is missing. Only successes are cached. The API key is never part
+of a key or an entry. Several processes may share one cache (SQLite WAL with a busy timeout).
+
+Location: ``cache=path`` argument, else ``STT_FRAMES_CACHE_DIR``, else the user cache directory
+(``~/.cache/stt_frames`` on Linux). The database file is ``cache.sqlite3`` inside that directory.
+
+Example::
+
+    stt_frames.cache_info()          # where it is, how many entries, size
+    stt_frames.clear_cache(model="fake/echo")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from ._settings import is_loopback
+from .errors import STTError
+
+__all__ = [
+    "CACHE_FILENAME",
+    "KEY_VERSION",
+    "Cache",
+    "CacheError",
+    "cache_info",
+    "clear_cache",
+    "default_cache_dir",
+    "hash_bytes",
+    "request_key",
+]
+
+#: Bumped when the canonical form of a key changes; it prefixes every key.
+KEY_VERSION: Final = "v1"
+CACHE_FILENAME: Final = "cache.sqlite3"
+_BUSY_TIMEOUT_S: Final = 60.0
+_CHUNK: Final = 500
+
+
+class CacheError(STTError):
+    """The cache cannot be opened or written (read-only directory, disk full, corrupt file)."""
+
+
+def default_cache_dir() -> Path:
+    """``STT_FRAMES_CACHE_DIR`` if set, else the platform's user cache directory for stt_frames."""
+    env = os.environ.get("STT_FRAMES_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("stt_frames", appauthor=False))
+
+
+def hash_bytes(data: bytes) -> str:
+    """Hex sha256 of audio bytes: the content part of a cache key."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _endpoint_identity(base_url: str) -> str:
+    """The endpoint as it enters a key; any loopback host and port counts as one local server."""
+    parts = urlsplit(base_url.rstrip("/"))
+    if parts.hostname and is_loopback(parts.hostname):
+        return urlunsplit((parts.scheme, "loopback", parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path, "", ""))
+
+
+def request_key(
+    audio_sha256: str,
+    *,
+    model: str,
+    language: str | None,
+    temperature: float | None,
+    provider_options: Mapping[str, Any] | None,
+    endpoint: str,
+    extra_body: Mapping[str, Any] | None = None,
+) -> str:
+    """The cache key: version prefix + sha256 of canonical JSON of the audio hash and every parameter."""
+    canonical = json.dumps(
+        {
+            "audio": audio_sha256,
+            "model": model,
+            "language": language,
+            "temperature": temperature,
+            "provider_options": provider_options or None,
+            "extra_body": extra_body or None,
+            "endpoint": _endpoint_identity(endpoint),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return f"{KEY_VERSION}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS responses (
+            key TEXT PRIMARY KEY,
+            audio_sha256 TEXT NOT NULL,
+            model TEXT NOT NULL,
+            language TEXT,
+            endpoint TEXT NOT NULL,
+            response TEXT NOT NULL,
+            audio_seconds REAL,
+            latency_s REAL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS file_hashes (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            format TEXT NOT NULL
+        )"""
+    )
+
+
+#: Schema migrations, applied in order; ``PRAGMA user_version`` records how many ran.
+MIGRATIONS: Final = (_m001_initial,)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One cached answer: the server's JSON, the audio duration we measured, when it was made."""
+
+    key: str
+    response: dict[str, Any]
+    audio_seconds: float | None
+    latency_s: float | None
+    created_at: float
+
+
+class Cache:
+    """A cache of transcription answers in one SQLite file.
+
+    ``Cache()`` uses the default location; ``Cache("some/dir")`` or ``Cache("x.sqlite3")`` another.
+
+    Example::
+
+        cache = stt_frames.Cache()
+        cache.info()
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        p = Path(path).expanduser() if path is not None else default_cache_dir()
+        self.path = p if p.suffix in (".sqlite3", ".sqlite", ".db") else p / CACHE_FILENAME
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the cache directory {self.path.parent} ({exc.strerror or exc}); "
+                "set STT_FRAMES_CACHE_DIR or pass cache=<writable dir> (or cache=False)"
+            ) from None
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.path)!r})"
+
+    # -- connection ---------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise self._error("open", exc) from None
+            self._local.db = db
+        return db
+
+    def _error(self, action: str, exc: Exception) -> CacheError:
+        hint = "set STT_FRAMES_CACHE_DIR or pass cache=<writable dir> (or cache=False)"
+        text = str(exc)
+        if "full" in text:
+            hint = "free disk space, then rerun: finished rows already stored are kept"
+        elif "readonly" in text or "read-only" in text or "unable to open" in text:
+            hint = f"the cache is not writable; {hint}"
+        return CacheError(f"cannot {action} the cache {self.path}: {text}; {hint}")
+
+    def _migrate(self) -> None:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            (done,) = db.execute("PRAGMA user_version").fetchone()
+            for i, step in enumerate(MIGRATIONS[done:], start=done + 1):
+                step(db)
+                db.execute(f"PRAGMA user_version={i}")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._error("initialise", exc) from None
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- answers ------------------------------------------------------------------------------------
+    def get_many(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """The cached entries for ``keys`` (missing keys are absent from the result)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, CacheEntry] = {}
+        db = self._db()
+        try:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT key, response, audio_seconds, latency_s, created_at FROM responses WHERE key IN ({marks})",
+                    chunk,
+                )
+                for key, response, seconds, latency, created in rows:
+                    found[key] = CacheEntry(key, json.loads(response), seconds, latency, created)
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from None
+        return found
+
+    def get(self, key: str) -> CacheEntry | None:
+        """One cached entry, or None."""
+        return self.get_many([key]).get(key)
+
+    def put(
+        self,
+        key: str,
+        response: Mapping[str, Any],
+        *,
+        audio_sha256: str,
+        model: str,
+        language: str | None,
+        endpoint: str,
+        audio_seconds: float | None = None,
+        latency_s: float | None = None,
+    ) -> None:
+        """Store one successful answer now (committed before this returns)."""
+        try:
+            self._db().execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    audio_sha256,
+                    model,
+                    language,
+                    _endpoint_identity(endpoint),
+                    json.dumps(response, separators=(",", ":")),
+                    audio_seconds,
+                    latency_s,
+                    time.time(),
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise self._error("write to", exc) from None
+
+    # -- the fast path: path, size and mtime -> audio hash -------------------------------------------
+    def file_hashes(self, stats: Mapping[str, tuple[int, int]]) -> dict[str, tuple[str, str]]:
+        """For ``{abs_path: (size, mtime_ns)}``, the known ``(sha256, format)`` of files unchanged since."""
+        paths = list(stats)
+        found: dict[str, tuple[str, str]] = {}
+        db = self._db()
+        try:
+            for i in range(0, len(paths), _CHUNK):
+                chunk = paths[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT path, size, mtime_ns, sha256, format FROM file_hashes WHERE path IN ({marks})",
+                    chunk,
+                )
+                for path, size, mtime_ns, sha, fmt in rows:
+                    if stats[path] == (size, mtime_ns):
+                        found[path] = (sha, fmt)
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from None
+        return found
+
+    def put_file_hash(self, path: str, size: int, mtime_ns: int, sha256: str, format: str) -> None:
+        """Remember the hash of a file as it is now (size and mtime)."""
+        try:
+            self._db().execute(
+                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", (path, size, mtime_ns, sha256, format)
+            )
+        except sqlite3.Error as exc:
+            raise self._error("write to", exc) from None
+
+    # -- inspection -----------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Where the cache is, how many answers it holds (in all and per model), and its size on disk."""
+        db = self._db()
+        try:
+            (entries,) = db.execute("SELECT COUNT(*) FROM responses").fetchone()
+            per_model = dict(db.execute("SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model"))
+            (files,) = db.execute("SELECT COUNT(*) FROM file_hashes").fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from None
+        size = sum(f.stat().st_size for f in self.path.parent.glob(self.path.name + "*") if f.is_file())
+        return {"path": str(self.path), "entries": entries, "models": per_model, "files": files, "bytes": size}
+
+    def clear(self, *, model: str | None = None, older_than_days: float | None = None) -> int:
+        """Delete cached answers (all, or one model's, or older ones); returns how many were deleted."""
+        where, args = [], []
+        if model is not None:
+            where.append("model = ?")
+            args.append(model)
+        if older_than_days is not None:
+            where.append("created_at < ?")
+            args.append(time.time() - older_than_days * 86400)
+        sql = "DELETE FROM responses" + (" WHERE " + " AND ".join(where) if where else "")
+        try:
+            db = self._db()
+            n = db.execute(sql, args).rowcount
+            if model is None and older_than_days is None:
+                db.execute("DELETE FROM file_hashes")
+        except sqlite3.Error as exc:
+            raise self._error("clear", exc) from None
+        return int(n)
+
+
+def cache_info(cache: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Where the cache is and what it holds.
+
+    Example::
+
+        stt_frames.cache_info()["entries"]
+    """
+    c = Cache(cache)
+    try:
+        return c.info()
+    finally:
+        c.close()
+
+
+def clear_cache(
+    cache: str | os.PathLike[str] | None = None, *, model: str | None = None, older_than_days: float | None = None
+) -> int:
+    """Delete cached answers; returns the number deleted.
+
+    Example::
+
+        stt_frames.clear_cache(model="openai/whisper-1")
+    """
+    c = Cache(cache)
+    try:
+        return c.clear(model=model, older_than_days=older_than_days)
+    finally:
+        c.close()
