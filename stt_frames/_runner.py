@@ -175,6 +175,7 @@ class Runner:
         refresh: bool,
         max_cost: float | None,
         on_error: str,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -186,7 +187,7 @@ class Runner:
         self.refresh = refresh
         self.on_error = on_error
         self.limiter = AdaptiveLimiter(concurrency)
-        self.budget = Budget(max_cost)
+        self.budget = budget if budget is not None else Budget(max_cost)
         self._probe = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[RowResult]] = {}
         self.results: list[RowResult | None] = []

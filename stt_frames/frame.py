@@ -22,6 +22,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import pandas as pd
 
+from ._limits import Budget
 from ._progress import Progress
 from ._runner import RowResult, RunAborted, Runner
 from ._settings import resolve_settings
@@ -124,6 +125,8 @@ async def atranscribe_column(
     client: Client | AsyncClient | None = None,
     on_error: Literal["record", "raise"] = "record",
     _interrupt: threading.Event | None = None,
+    _bar: Progress | None = None,
+    _budget: Budget | None = None,
 ) -> pd.DataFrame:
     """The awaitable twin of ``transcribe_column`` (same arguments), for code already in an event loop.
 
@@ -137,7 +140,7 @@ async def atranscribe_column(
     languages = _languages(df, language, language_column)
     store = _open_cache(cache)
     aclient, owned = _async_client_for(client, copy=_interrupt is not None)
-    bar = Progress(len(df), enabled=progress, desc=f"{prefix or ''}{model}")
+    bar = _bar if _bar is not None else Progress(len(df), enabled=progress, desc=f"{prefix or ''}{model}")
     runner = Runner(
         aclient,
         store,
@@ -150,6 +153,7 @@ async def atranscribe_column(
         refresh=refresh,
         max_cost=max_cost,
         on_error=on_error,
+        budget=_budget,
     )
     previous_hook = aclient.on_retry
     aclient.on_retry = runner.on_retry
@@ -179,7 +183,8 @@ async def atranscribe_column(
         ) from None
     finally:
         aclient.on_retry = previous_hook
-        bar.close()
+        if _bar is None:
+            bar.close()
         if owned:
             await aclient.aclose()
         if store is not None and not isinstance(cache, Cache):

@@ -1,0 +1,168 @@
+"""``compare``: run a grid of models × languages over a dataset and score it against references.
+
+Each (model, language) cell runs through ``atranscribe_column``, so the cache, retries, spending cap
+and error handling come with it; one progress bar covers the whole grid and ``max_cost`` caps the
+whole grid. The result is long: one row per input row × model × language.
+
+Example::
+
+    results = stt_frames.compare(
+        df, column="path", models=["local/pocketsphinx", "local/pocketsphinx-fast"],
+        languages=[None, "en"], reference="reference",
+    )
+    stt_frames.leaderboard(results)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ._limits import Budget
+from ._progress import Progress
+from .errors import STTError
+from .frame import Interrupted, _run_in_thread, atranscribe_column
+
+__all__ = ["acompare", "compare"]
+
+_FORBIDDEN = ("model", "language", "prefix", "output", "progress", "language_column")
+
+
+def _cell_frame(out: pd.DataFrame, model: str, language: str | None, wall: float) -> pd.DataFrame:
+    cell = out.rename(columns={c: f"input_{c}" for c in ("model", "language", "row_id") if c in out.columns})
+    cell.insert(0, "row_id", cell.index)
+    cell["model"] = pd.array([model] * len(cell), dtype="string")
+    cell["language"] = pd.array([language] * len(cell), dtype="string")
+    cell["run_wall_s"] = pd.array([wall] * len(cell), dtype="Float64")
+    return cell
+
+
+def _long(cells: list[pd.DataFrame], reference: str | None) -> pd.DataFrame:
+    if not cells:
+        return pd.DataFrame()
+    results = pd.concat(cells, ignore_index=True)
+    if reference is not None:
+        from .scoring import score
+
+        results = score(results, reference=reference)
+    return results
+
+
+async def acompare(
+    df: pd.DataFrame,
+    column: str = "path",
+    *,
+    models: Sequence[str],
+    languages: Sequence[str | None] = (None,),
+    reference: str | None = None,
+    max_cost: float | None = None,
+    progress: bool = True,
+    output: str | os.PathLike[str] | None = None,
+    _interrupt: threading.Event | None = None,
+    **transcribe_options: Any,
+) -> pd.DataFrame:
+    """The awaitable twin of ``compare``.
+
+    Example::
+
+        results = await stt_frames.acompare(df, models=["fake/echo"], reference="reference")
+    """
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models must be a non-empty list of model ids, got {models!r}")
+    if isinstance(languages, str) or not languages:
+        raise ValueError(f"languages must be a non-empty list such as [None, 'en'], got {languages!r}")
+    if reference is not None and reference not in df.columns:
+        raise KeyError(f"reference column {reference!r} is not in the DataFrame; columns are {list(df.columns)}")
+    bad = sorted(set(transcribe_options) & set(_FORBIDDEN))
+    if bad:
+        raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
+    grid = [(m, lang) for m in models for lang in languages]
+    bar = Progress(len(df) * len(grid), enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
+    budget = Budget(max_cost)
+    cells: list[pd.DataFrame] = []
+    try:
+        for model, language in grid:
+            started = time.perf_counter()
+            out = await atranscribe_column(
+                df,
+                column,
+                model=model,
+                language=language,
+                max_cost=max_cost,
+                progress=False,
+                _interrupt=_interrupt,
+                _bar=bar,
+                _budget=budget,
+                **transcribe_options,
+            )
+            cells.append(_cell_frame(out, model, language, time.perf_counter() - started))
+    except Interrupted as exc:
+        raise Interrupted(
+            f"{exc} (compare: {len(cells)} of {len(grid)} cells finished)", _long(cells, reference)
+        ) from None
+    except (STTError, asyncio.CancelledError) as exc:
+        if isinstance(exc, STTError):
+            exc.partial = _long(cells, reference)  # type: ignore[attr-defined]
+        raise
+    finally:
+        bar.close()
+    results = _long(cells, reference)
+    if output is not None:
+        from .results import write_dataset
+
+        write_dataset(results, output, metadata={"models": list(models), "languages": list(languages)})
+    return results
+
+
+def compare(
+    df: pd.DataFrame,
+    column: str = "path",
+    *,
+    models: Sequence[str],
+    languages: Sequence[str | None] = (None,),
+    reference: str | None = None,
+    max_cost: float | None = None,
+    progress: bool = True,
+    output: str | os.PathLike[str] | None = None,
+    **transcribe_options: Any,
+) -> pd.DataFrame:
+    """Transcribe ``df[column]`` with every model × language; one long row per input row and cell.
+
+    Returns the input's columns (an input column named ``model``, ``language`` or ``row_id`` is renamed
+    ``input_model``, ``input_language``, ``input_row_id``) plus ``row_id`` (the input's index label),
+    ``model``, ``language`` (<NA> = auto-detect), the result columns of ``transcribe_column``,
+    ``run_wall_s`` (wall time of the cell) and, when ``reference`` names a column of reference
+    transcripts, ``wer`` and ``cer``.
+    ``max_cost`` caps the whole grid; other keyword arguments go to ``transcribe_column``
+    (``concurrency``, ``cache``, ``client``, ``temperature`` ...). ``output`` writes a hive-partitioned
+    Parquet dataset (model=/language=).
+
+    Example::
+
+        results = stt_frames.compare(df, models=["local/pocketsphinx", "local/pocketsphinx-fast"],
+                                     languages=[None, "en"], reference="reference")
+    """
+    interrupt = threading.Event()
+
+    def make() -> Coroutine[Any, Any, pd.DataFrame]:
+        return acompare(
+            df,
+            column,
+            models=models,
+            languages=languages,
+            reference=reference,
+            max_cost=max_cost,
+            progress=progress,
+            output=output,
+            _interrupt=interrupt,
+            **transcribe_options,
+        )
+
+    result: pd.DataFrame = _run_in_thread(make, interrupt)
+    return result
