@@ -133,8 +133,10 @@ def map_transport_error(exc: Exception, settings: Settings) -> STTError:
     detail = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}"
     detail = settings.redact(detail.strip().rstrip(":"))
     where = settings.base_url
-    # The aiohttp transport reports a dropped connection as a connect timeout; tell them apart by cause.
-    dropped = cause is not None and "Disconnected" in type(cause).__name__
-    if isinstance(exc, httpx.TimeoutException) and not dropped:
+    # The aiohttp transport reports every aiohttp connection error (dropped, refused, reset) as a connect
+    # timeout; only an aiohttp error that is a TimeoutError really is one.
+    from_aiohttp = cause is not None and type(cause).__module__.split(".")[0] == "aiohttp"
+    not_a_timeout = from_aiohttp and not isinstance(cause, TimeoutError)
+    if isinstance(exc, httpx.TimeoutException) and not not_a_timeout:
         return APITimeoutError(f"no answer from {where} in time ({detail}); retry, or raise timeout=")
     return APIConnectionError(f"connection to {where} failed or was dropped ({detail}); check base_url and the network")
