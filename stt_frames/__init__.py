@@ -45,8 +45,8 @@ _LAZY: dict[str, str] = {
     "atranscribe_column": "frame",
     "cache_info": "cache",
     "clear_cache": "cache",
-    "compare": "compare",
-    "leaderboard": "leaderboard",
+    "compare": "grid",
+    "leaderboard": "ranking",
     "plot_leaderboard": "plot",
     "read_results": "results",
     "score": "scoring",
@@ -62,7 +62,6 @@ __all__ = sorted([*_LAZY, "__version__"])
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .cache import Cache, cache_info, clear_cache
     from .client import AsyncClient, Client
-    from .compare import compare
     from .errors import (
         APIConnectionError,
         APIStatusError,
@@ -84,10 +83,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         STTError,
     )
     from .frame import atranscribe_column, transcribe_column
-    from .leaderboard import leaderboard
+    from .grid import compare
     from .local_server import serve_local
     from .models import Transcription, Usage
     from .plot import plot_leaderboard
+    from .ranking import leaderboard
     from .results import read_results, write_results
     from .scoring import score, show_alignment
     from .widget import TranscribeWidget, try_file

@@ -50,7 +50,9 @@ def _long(cells: list[pd.DataFrame], reference: str | None) -> pd.DataFrame:
     if reference is not None:
         from .scoring import score
 
-        results = score(results, reference=reference)
+        # normalise each reference by the clip's own language when the input says it
+        lang = "input_language" if "input_language" in results.columns else "language"
+        results = score(results, reference=reference, language_column=lang)
     return results
 
 

@@ -47,11 +47,9 @@ def _is_leaderboard(frame: pd.DataFrame) -> bool:
 
 
 def _leaderboard(results: pd.DataFrame, reference: str | None) -> pd.DataFrame:
-    # Through the package attribute, not ``from .leaderboard import leaderboard``: importing the submodule
-    # by name would rebind ``stt_frames.leaderboard`` from the function to the module of the same name.
-    import stt_frames
+    from .ranking import leaderboard
 
-    board: pd.DataFrame = stt_frames.leaderboard(results, reference=reference)
+    board: pd.DataFrame = leaderboard(results, reference=reference)
     return board
 
 

@@ -11,8 +11,7 @@ import pytest
 
 import stt_frames
 
-# Spelled out here, not imported: the spec the table must meet. (Importing the submodule
-# ``stt_frames.leaderboard`` by name would also shadow the function of the same name.)
+# Spelled out here, not imported: the spec the table must meet.
 LEADERBOARD_COLUMNS = (
     "model",
     "language",
@@ -178,8 +177,9 @@ def test_needs_a_model_column() -> None:
 def test_the_function_is_not_shadowed_by_its_module() -> None:
     """``import stt_frames.plot`` (or scoring) must leave ``stt_frames.leaderboard`` the function."""
     code = (
-        "import stt_frames.plot, stt_frames.scoring, stt_frames\n"
+        "import stt_frames.plot, stt_frames.scoring, stt_frames.ranking, stt_frames.grid, stt_frames\n"
         "assert callable(stt_frames.leaderboard), stt_frames.leaderboard\n"
+        "assert callable(stt_frames.compare), stt_frames.compare\n"
         "assert stt_frames.leaderboard.__name__ == 'leaderboard'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
