@@ -105,12 +105,16 @@ def format_from_extension(path: str | os.PathLike[str]) -> str | None:
     return _EXTENSIONS.get(Path(path).suffix.lower())
 
 
-def _check_format(fmt: str, data: bytes, where: str) -> str:
+def _check_format(fmt: str, data: bytes, where: str, *, explicit: bool = False) -> str:
+    """``fmt`` normalised, checked against the magic bytes; an ``explicit`` format (``format=``) is
+    trusted when the bytes are not recognised, since sniffing cannot know every variant of a format."""
     fmt = fmt.lower().lstrip(".")
     fmt = _EXTENSIONS.get("." + fmt, fmt)
     if fmt not in FORMATS:
         raise AudioError(f"{where}: unsupported audio format {fmt!r}; expected one of {', '.join(FORMATS)}")
     sniffed = detect_format(data[:4096])
+    if sniffed is None and explicit:
+        return fmt
     if sniffed is None:
         raise AudioError(
             f"{where}: the bytes are not a recognisable {fmt} file (unknown header {data[:8]!r}); is it really audio?"
@@ -185,7 +189,7 @@ def prepare_audio(
                     f"cannot tell the audio format from the bytes (header {data[:8]!r}); pass format='wav' etc."
                 )
             return AudioInput(data=data, format=sniffed)
-        return AudioInput(data=data, format=_check_format(format, data, "audio bytes"))
+        return AudioInput(data=data, format=_check_format(format, data, "audio bytes", explicit=True))
     clip = read_audio(audio, max_bytes=max_bytes)
     if format is not None and format.lower() != clip.format:
         return AudioInput(data=clip.data, format=_check_format(format, clip.data, str(audio)), path=clip.path)
