@@ -191,6 +191,7 @@ class Runner:
         self._probe = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[RowResult]] = {}
         self.results: list[RowResult | None] = []
+        self.stopped = False  # set before RunAborted is raised: no new request goes out after it
 
     def _key(self, sha: str, language: str | None) -> str:
         return request_key(
@@ -214,6 +215,7 @@ class Runner:
             cost=result.cost,
         )
         if result.error is not None and self.on_error == "raise":
+            self.stopped = True
             raise RunAborted(STTError(result.error))
 
     # -- 1. plan ----------------------------------------------------------------------------------------
@@ -284,6 +286,8 @@ class Runner:
         await self.limiter.acquire()
         ok = False
         try:
+            if self.stopped:
+                return
             ok = await self._send(item)
         finally:
             await self.limiter.release(ok=ok)
@@ -339,6 +343,7 @@ class Runner:
                 if isinstance(exc, FATAL_ERRORS):
                     for i in item.rows:
                         self.results[i] = result
+                    self.stopped = True
                     raise RunAborted(exc) from exc
                 self._finish(item.rows, result)
                 return False
@@ -361,6 +366,7 @@ class Runner:
                     result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
                     self._finish(item.rows, result)
                     future.set_result(result)
+                    self.stopped = True
                     raise RunAborted(exc) from exc
             result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
             future.set_result(result)

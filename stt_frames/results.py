@@ -67,15 +67,16 @@ def empty_results(index: pd.Index, prefix: str = "") -> dict[str, pd.Series]:
     return {prefix + name: pd.Series(pd.NA, index=index, dtype=dtype) for name, (dtype, _) in RESULT_COLUMNS.items()}
 
 
-def _known(prefix: str = "") -> dict[str, tuple[str, pa.DataType]]:
-    """Column name -> (pandas dtype, Arrow type) for result columns under ``prefix`` and grid columns."""
-    return {**{prefix + name: spec for name, spec in RESULT_COLUMNS.items()}, **GRID_COLUMNS}
+def _known(prefix: str = "", *, grid: bool = True) -> dict[str, tuple[str, pa.DataType]]:
+    """Column name -> (pandas dtype, Arrow type) for result columns under ``prefix`` (and grid columns)."""
+    known = {prefix + name: spec for name, spec in RESULT_COLUMNS.items()}
+    return {**known, **GRID_COLUMNS} if grid else known
 
 
 def result_schema(df: pd.DataFrame, prefix: str = "") -> pa.Schema:
     """The Arrow schema of ``df``: result columns typed explicitly, the input's columns as pandas infers them."""
     inferred = pa.Schema.from_pandas(df, preserve_index=True)
-    known = _known(prefix)
+    known = _known(prefix, grid="model" in df.columns and "row_id" in df.columns)
     fields = [pa.field(f.name, known[f.name][1]) if f.name in known else f for f in inferred]
     return pa.schema(fields, metadata=inferred.metadata)
 
@@ -155,7 +156,7 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         schema_meta = table.schema.metadata or {}
     df = table.to_pandas()
     info = json.loads(schema_meta.get(METADATA_KEY, b"{}"))
-    for name, (dtype, _) in _known(str(info.get("prefix", ""))).items():
+    for name, (dtype, _) in _known(str(info.get("prefix", "")), grid="models" in info).items():
         if name in df.columns and str(df[name].dtype) != dtype:
             df[name] = df[name].astype(dtype)
     if info:
