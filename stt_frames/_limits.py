@@ -5,8 +5,9 @@ requests allowed in flight and pauses new ones for the wait the server asked for
 lets it grow back by one per ``limit`` successes, up to ``concurrency``.
 
 ``Budget`` refuses a request when spent cost, plus estimates for what is in flight, plus this
-request's estimate would exceed ``max_cost``. The estimate is the cost per byte of audio seen so far
-times this file's size; until a first cost is seen, only one request is allowed in flight.
+request's estimate would exceed ``max_cost``. The estimate is the highest cost per byte of audio seen so
+far times this file's size (cautious on purpose: a cap is a promise); until a first cost is seen, only one
+request is allowed in flight.
 """
 
 from __future__ import annotations
@@ -69,16 +70,14 @@ class Budget:
     max_cost: float | None
     spent: float = 0.0
     reserved: dict[int, float] = field(default_factory=dict)
-    _cost_seen: float = 0.0
+    _rate: float = 0.0  # highest cost per byte seen
     _bytes_seen: int = 0
     _ticket: int = 0
     exhausted: bool = False
 
     def estimate(self, size: int) -> float:
-        """Expected cost of a file of ``size`` bytes, from the cost per byte seen so far."""
-        if self._bytes_seen == 0:
-            return 0.0
-        return self._cost_seen / self._bytes_seen * size
+        """Expected cost of a file of ``size`` bytes, from the highest cost per byte seen so far."""
+        return self._rate * size
 
     @property
     def calibrated(self) -> bool:
@@ -105,5 +104,5 @@ class Budget:
             self.reserved.pop(ticket, None)
         if cost is not None:
             self.spent += cost
-            self._cost_seen += cost
+            self._rate = max(self._rate, cost / size) if size else self._rate
             self._bytes_seen += size

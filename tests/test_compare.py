@@ -1,0 +1,163 @@
+"""compare() on data/ with the real pocketsphinx engines: shapes, WER, failures, the grid-wide cap, output."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import stt_frames
+from stt_frames import local_server
+
+pytest.importorskip("pocketsphinx", reason="local/pocketsphinx needs the 'local' extra")
+pytest.importorskip("jiwer", reason="scoring needs the 'eval' extra")
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+MODELS = ["local/pocketsphinx", "local/pocketsphinx-fast"]
+LANGUAGES = [None, "en"]
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z' ]+", " ", text.lower()).split()
+
+
+def _edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Word-level Levenshtein distance, written out here independently of jiwer."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i]
+        for j, h in enumerate(hyp, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h)))
+        prev = cur
+    return prev[-1]
+
+
+@pytest.fixture(scope="module")
+def grid() -> Iterator[tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]]:
+    df = pd.read_csv(DATA / "samples.csv")
+    df = df[df["language"] == "en"].head(8).reset_index(drop=True)
+    df["path"] = [str(DATA / p) for p in df["path"]]
+    df.loc[len(df)] = {"path": str(DATA / "missing.wav"), "language": "en", "reference": "nothing here"}
+    with stt_frames.serve_local() as url:
+        results = stt_frames.compare(
+            df,
+            models=MODELS,
+            languages=LANGUAGES,
+            reference="reference",
+            client=stt_frames.Client(base_url=url),
+            progress=False,
+        )
+        stats = local_server.get_stats(url)
+    yield df, results, stats
+
+
+def test_shape_one_row_per_input_model_language(grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]) -> None:
+    df, results, _ = grid
+    assert len(results) == len(df) * len(MODELS) * len(LANGUAGES)
+    cells = results.groupby(["model", "language"], dropna=False).size()
+    assert len(cells) == 4 and (cells == len(df)).all()
+    for col in (
+        "model",
+        "language",
+        "text",
+        "seconds",
+        "cost",
+        "error",
+        "cached",
+        "latency_s",
+        "wer",
+        "cer",
+        "row_id",
+        "run_wall_s",
+        "input_language",
+        "reference",
+    ):
+        assert col in results.columns, col
+    assert results["language"].isna().sum() == len(df) * len(MODELS)  # None = auto-detect, kept as <NA>
+    assert set(results["row_id"]) == set(df.index)
+
+
+def test_wer_equals_an_independent_computation(grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]) -> None:
+    _, results, _ = grid
+    board = stt_frames.leaderboard(results)
+    for (model, language), cell in results.groupby(["model", "language"], dropna=False):
+        ok = cell[cell["text"].notna()]
+        errors = sum(_edit_distance(_words(r), _words(h)) for r, h in zip(ok["reference"], ok["text"], strict=True))
+        words = sum(len(_words(r)) for r in ok["reference"])
+        row = board[(board["model"] == model) & (board["language"] == ("auto" if pd.isna(language) else language))]
+        assert row["wer"].iloc[0] == pytest.approx(errors / words, abs=1e-9), (model, language)
+    full = board[board["model"] == "local/pocketsphinx"]["wer"]
+    fast = board[board["model"] == "local/pocketsphinx-fast"]["wer"]
+    assert (full < 0.35).all(), full  # real recognition on the English clips
+    assert fast.min() > full.max()  # the fast model is a genuinely worse second model
+    print("\npocketsphinx WER on English clips:\n", board[["model", "language", "wer", "cer"]].to_string())
+
+
+def test_failed_rows_are_counted_not_dropped(grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]) -> None:
+    _, results, _ = grid
+    board = stt_frames.leaderboard(results)
+    assert (board["n_errors"] == 1).all() and (board["n"] == 9).all()
+    failed = results[results["error"].notna()]
+    assert len(failed) == 4 and failed["error"].str.contains("file not found").all()
+    assert failed["wer"].isna().all()
+
+
+def test_each_cell_sent_each_clip_once(grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]) -> None:
+    _, _, stats = grid
+    billed = stats["billed"]
+    assert isinstance(billed, dict) and len(billed) == 8
+    assert set(billed.values()) == {4}  # 2 models x 2 languages, never twice in a cell
+
+
+def test_plot_renders_png(grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]) -> None:
+    pytest.importorskip("matplotlib", reason="plots need the 'plot' extra")
+    _, results, _ = grid
+    fig = stt_frames.plot_leaderboard(results)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert buf.getvalue().startswith(b"\x89PNG") and len(fig.axes) == 2
+
+
+def test_partitioned_dataset_reads_back_everywhere(
+    grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]], tmp_path: Path
+) -> None:
+    _, results, _ = grid
+    root = stt_frames.results.write_dataset(results, tmp_path / "runs")
+    parts = sorted(p.relative_to(root).parent.as_posix() for p in root.rglob("*.parquet"))
+    assert "model=local%2Fpocketsphinx/language=auto" in parts or "model=local/pocketsphinx/language=auto" in [
+        p.replace("%2F", "/") for p in parts
+    ]
+    back = pd.read_parquet(root)
+    assert len(back) == len(results)
+    ours = stt_frames.read_results(root)
+    assert len(ours) == len(results) and str(ours["wer"].dtype) == "Float64"
+    duckdb = pytest.importorskip("duckdb", reason="DuckDB check needs duckdb")
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/**/*.parquet', hive_partitioning=true)").fetchall()
+    assert rows[0][0] == len(results)
+
+
+def test_spending_cap_applies_to_the_whole_grid() -> None:
+    df = pd.read_csv(DATA / "samples.csv").head(6)
+    df["path"] = [str(DATA / p) for p in df["path"]]
+    with stt_frames.serve_local(prices={"fake/echo": 0.6}) as url:
+        one = stt_frames.transcribe_column(
+            df.head(1), model="fake/echo", client=stt_frames.Client(base_url=url), progress=False, cache=False
+        )["cost"].iloc[0]
+        before = local_server.get_stats(url)["cost"]
+        cap = one * 8  # less than the grid's 6 clips x 2 languages
+        results = stt_frames.compare(
+            df,
+            models=["fake/echo"],
+            languages=["en", "fr"],
+            max_cost=cap,
+            client=stt_frames.Client(base_url=url),
+            progress=False,
+        )
+        spent = local_server.get_stats(url)["cost"] - before
+    assert spent <= cap + 1e-12
+    assert results["error"].str.contains("max_cost", na=False).sum() >= 3
+    assert results[results["language"] == "fr"]["error"].notna().any()
