@@ -71,6 +71,10 @@ _MIME_EXTENSIONS: Final = {
     "x-m4a": "m4a",
 }
 
+#: One label column for every box with a description.
+_STYLE: Final = {"description_width": "7em"}
+_WIDE: Final = "34em"
+
 _IDLE_LABEL: Final = "Transcribe"
 _BUSY_LABEL: Final = "Transcribing…"
 
@@ -203,7 +207,8 @@ class TranscribeWidget(widgets.VBox):
             description="File",
             ensure_option=False,
             continuous_update=False,
-            layout=widgets.Layout(width="32em"),
+            style=_STYLE,
+            layout=widgets.Layout(width=_WIDE),
         )
         self.upload = widgets.FileUpload(
             accept=",".join(["audio/*", *(f".{f}" for f in AUDIO_MIME_FORMAT)]),
@@ -211,23 +216,41 @@ class TranscribeWidget(widgets.VBox):
             description="Upload",
         )
         self.model = widgets.Combobox(
-            description="Model", placeholder="model id, e.g. openai/whisper-large-v3", ensure_option=False
+            description="Model",
+            placeholder="model id, e.g. openai/whisper-large-v3",
+            ensure_option=False,
+            style=_STYLE,
+            layout=widgets.Layout(width=_WIDE),
         )
         self.compare = widgets.Checkbox(value=False, description="compare with a second model", indent=False)
         self.model_b = widgets.Combobox(
             description="Model B",
             placeholder="a second model id",
             ensure_option=False,
-            layout=widgets.Layout(display="none"),
+            style=_STYLE,
+            layout=widgets.Layout(display="none", width=_WIDE),
         )
-        self.language = widgets.Dropdown(options=list(LANGUAGES), value="", description="Language")
+        self.language = widgets.Dropdown(options=list(LANGUAGES), value="", description="Language", style=_STYLE)
         self.default_temperature = widgets.Checkbox(value=True, description="model's default", indent=False)
         self.temperature = widgets.FloatSlider(
-            value=0.0, min=0.0, max=1.0, step=0.05, description="Temperature", disabled=True, readout_format=".2f"
+            value=0.0,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="Temperature",
+            disabled=True,
+            readout_format=".2f",
+            style=_STYLE,
         )
         self.button = widgets.Button(description=_IDLE_LABEL, button_style="primary", icon="microphone")
         self.status = widgets.HTML()
-        self.audio = widgets.Audio(value=b"", format="wav", autoplay=False, layout=widgets.Layout(display="none"))
+        self.audio = widgets.Audio(
+            value=b"",
+            format="wav",
+            autoplay=False,
+            loop=False,
+            layout=widgets.Layout(display="none", margin="2px 0 2px 7em"),
+        )
         self.error = widgets.HTML()
         self._panel_a, self._panel_b = _Panel(), _Panel()
         self._panel_b.layout.display = "none"
