@@ -90,7 +90,8 @@ def test_sdk_retries_injected_5xx_and_sees_429(wav_factory: Callable[..., bytes]
     assert len(texts) == 1
     sha = hashlib.sha256(wav).hexdigest()
     assert stats["billed"] == {sha: 6}
-    assert stats["requests"][sha] == 6 + sum(stats["faults"].values()) > 6  # the SDK retried the 5xx
+    assert sum(stats["faults"].values()) > 0  # the SDK met 5xx faults and retried them
+    assert stats["requests"][sha] == 6 + sum(stats["faults"].values())
     with (
         serve_local(fail_rate=1.0, faults=("429",)) as url,
         OpenRouter(server_url=url, retry_config=fast_retries) as client,
