@@ -11,6 +11,8 @@ Clients, each sending the same one-second 16 kHz WAV clips (32 kB, base64 in a J
 - ``stt_frames.AsyncClient``: the package's client with its default (aiohttp) transport. It is given
   file paths, so reading, checking and encoding each file is inside the timed region (as in real use);
   ``max_retries=0`` so that a failure shows up as an error instead of being retried away.
+- ``httpx.AsyncClient`` with the aiohttp transport (``httpx-aiohttp``) and prebuilt bodies: what the
+  transport costs by itself, without the client's own per-request work.
 - ``httpx.AsyncClient``: plain httpx, ``limits=httpx.Limits(max_connections=C)`` (httpx keeps at most 20
   idle connections alive by default), prebuilt bodies; and the same with ``max_keepalive_connections=C``.
 - ``aiohttp.ClientSession``: raw aiohttp, ``TCPConnector(limit=C)``, prebuilt bodies.
@@ -49,7 +51,7 @@ SCENARIOS: tuple[tuple[str, float, int, int], ...] = (
 )
 QUICK_N = 500
 #: Runs per client and scenario (the median is reported); a client slower than SLOW_RUN is run once.
-REPEATS = 3
+REPEATS = 5
 SLOW_RUN = 15.0
 #: No single run may take longer than this; a run cut off is reported with what it completed.
 RUN_BUDGET = 120.0
@@ -160,16 +162,19 @@ async def run_stt_frames(url: str, paths: list[Path], bodies: list[bytes], c: in
         return await _drive(len(paths), c, one)
 
 
-def _httpx_runner(keepalive: bool) -> Callable[[str, list[Path], list[bytes], int], Awaitable[Outcome]]:
+def _httpx_runner(
+    keepalive: bool, aiohttp_transport: bool = False
+) -> Callable[[str, list[Path], list[bytes], int], Awaitable[Outcome]]:
     async def run(url: str, paths: list[Path], bodies: list[bytes], c: int) -> Outcome:
-        limits = (
-            httpx.Limits(max_connections=c, max_keepalive_connections=c)
-            if keepalive
-            else httpx.Limits(max_connections=c)
-        )
+        limits = httpx.Limits(max_connections=c, max_keepalive_connections=c if keepalive else 20)
+        transport = None
+        if aiohttp_transport:
+            from httpx_aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport(limits=limits)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         endpoint = f"{url}/audio/transcriptions"
-        async with httpx.AsyncClient(limits=limits, timeout=60.0, headers=headers) as client:
+        async with httpx.AsyncClient(limits=limits, timeout=60.0, headers=headers, transport=transport) as client:
             (await client.post(endpoint, content=bodies[0])).raise_for_status()
 
             async def one(i: int) -> None:
@@ -200,6 +205,11 @@ async def run_aiohttp(url: str, paths: list[Path], bodies: list[bytes], c: int) 
 
 CLIENTS: tuple[tuple[str, Callable[[str, list[Path], list[bytes], int], Awaitable[Outcome]], str], ...] = (
     ("stt_frames.AsyncClient (aiohttp transport)", run_stt_frames, "paths in: reads, checks, encodes per request"),
+    (
+        "httpx.AsyncClient + aiohttp transport",
+        _httpx_runner(True, aiohttp_transport=True),
+        "the transport stt_frames uses, alone: prebuilt bodies",
+    ),
     ("httpx.AsyncClient (max_connections=C)", _httpx_runner(False), "httpx's own pool; keeps 20 idle connections"),
     ("httpx.AsyncClient (max_connections=C, keepalive=C)", _httpx_runner(True), "httpx's own pool"),
     ("aiohttp.ClientSession (raw)", run_aiohttp, "the practical ceiling"),

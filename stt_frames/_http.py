@@ -27,6 +27,10 @@ from .retry import parse_retry_after
 
 __all__ = ["build_body", "map_transport_error", "parse_response"]
 
+#: Stands in for the audio while the rest of the body is JSON-encoded (control characters: never in real input).
+_AUDIO_PLACEHOLDER = "\x00stt-frames-audio\x00"
+_AUDIO_PLACEHOLDER_JSON = json.dumps(_AUDIO_PLACEHOLDER).encode("ascii")
+
 
 def build_body(
     clip: AudioInput,
@@ -40,10 +44,8 @@ def build_body(
     """The JSON request body of the contract; ``extra_body`` keys are added last (and win)."""
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a non-empty string such as 'openai/whisper-1', got {model!r}")
-    body: dict[str, Any] = {
-        "model": model,
-        "input_audio": {"data": base64.b64encode(clip.data).decode("ascii"), "format": clip.format},
-    }
+    audio: dict[str, Any] = {"data": _AUDIO_PLACEHOLDER, "format": clip.format}
+    body: dict[str, Any] = {"model": model, "input_audio": audio}
     if language is not None:
         body["language"] = language
     if temperature is not None:
@@ -52,6 +54,16 @@ def build_body(
         body["provider"] = {"options": dict(provider_options)}
     if extra_body:
         body.update(extra_body)
+    encoded = json.dumps(body, separators=(",", ":")).encode("ascii")
+    # The base64 text needs no JSON escaping: splice it in rather than have json scan ~43 kB per request
+    # (the same bytes as encoding it with json, at a third of the CPU: see bench/).
+    found = encoded.count(_AUDIO_PLACEHOLDER_JSON)
+    if found == 0:  # extra_body replaced input_audio
+        return encoded
+    if found == 1 and body.get("input_audio") is audio:
+        head, tail = encoded.split(_AUDIO_PLACEHOLDER_JSON)
+        return b"".join((head, b'"', base64.b64encode(clip.data), b'"', tail))
+    audio["data"] = base64.b64encode(clip.data).decode("ascii")
     return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 

@@ -23,7 +23,9 @@ import pytest
 from scripted_server import Reply, ScriptedServer, serve_in_thread
 
 from stt_frames import errors, retry
+from stt_frames._http import build_body
 from stt_frames._settings import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, resolve_settings
+from stt_frames.audio import AudioInput, prepare_audio
 from stt_frames.client import AsyncClient, Client
 from stt_frames.models import Transcription
 
@@ -211,6 +213,40 @@ def test_minimal_request_sends_only_what_was_given(kind: str, server: Server) ->
 def test_extra_body_wins_over_built_fields(server: Server, wav_file: Path) -> None:
     call("sync", server, wav_file, language="en", extra_body={"language": "fr"})
     assert server.requests[0].json["language"] == "fr"
+
+
+def _reference_body(clip: AudioInput, **kw: Any) -> bytes:
+    """The request body the obvious way: one json.dumps of the whole thing."""
+    body: dict[str, Any] = {
+        "model": kw["model"],
+        "input_audio": {"data": base64.b64encode(clip.data).decode(), "format": clip.format},
+    }
+    for name in ("language", "temperature"):
+        if kw.get(name) is not None:
+            body[name] = kw[name]
+    if kw.get("provider_options"):
+        body["provider"] = {"options": kw["provider_options"]}
+    body.update(kw.get("extra_body") or {})
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"language": "en", "temperature": 0.5, "provider_options": {"openai": {"prompt": 'é "q" \u2028'}}},
+        {"extra_body": {"input_audio": {"url": "https://example.org/a.mp3", "format": "mp3"}}},
+        {"extra_body": {"model": "override", "diarize": True}},
+        {"language": "\x00stt-frames-audio\x00"},  # the internal placeholder, given as input
+        {"extra_body": {"input_audio": {"data": "\x00stt-frames-audio\x00", "format": "wav"}}},
+    ],
+    ids=["minimal", "all-fields", "extra-replaces-audio", "extra-overrides", "placeholder-in", "placeholder-audio"],
+)
+def test_build_body_is_plain_json(kw: dict[str, Any]) -> None:
+    clip = prepare_audio(make_wav(0.05, tone=5))
+    built = build_body(clip, model="openai/whisper-1", **kw)
+    assert built == _reference_body(clip, model="openai/whisper-1", **kw)
+    json.loads(built)
 
 
 @pytest.mark.parametrize("model", ["", "   ", None, 3])
