@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
@@ -100,50 +102,42 @@ class RowResult:
         )
 
 
-def as_path(value: Any) -> Path:
-    """A row's value as a path, or AudioError saying what it is instead."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is _NA:
+def as_path(value: Any) -> str:
+    """A row's value as a path string, or AudioError saying what it is instead."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         raise AudioError("missing value (None/NaN) instead of a path")
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
-        if not str(text).strip():
-            raise AudioError("empty string instead of a path")
-        return Path(text).expanduser()
+        if not isinstance(text, str) or not text.strip():
+            raise AudioError(f"empty or non-text path {value!r:.60}")
+        return os.path.expanduser(text) if text.startswith("~") else text
     raise AudioError(f"expected a path to an audio file, got {type(value).__name__}: {value!r:.60}")
 
 
-try:
-    import pandas as _pd
-
-    _NA: Any = _pd.NA
-except ImportError:  # pragma: no cover
-    _NA = object()
-
-
-def _stat(path: Path, max_bytes: int) -> tuple[str, int, int]:
+def _stat(path: str, max_bytes: int) -> tuple[str, int, int]:
     """Cheap checks without reading the file; returns (absolute path, size, mtime_ns)."""
-    where = str(path)
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
-        raise AudioError(f"{where}: file not found") from None
+        raise AudioError(f"{path}: file not found") from None
     except OSError as exc:
-        raise AudioError(f"{where}: cannot read file ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise AudioError(f"{where}: is a directory, not an audio file")
+        raise AudioError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
     if st.st_size == 0:
-        raise AudioError(f"{where}: file is empty")
+        raise AudioError(f"{path}: file is empty")
     if st.st_size > max_bytes:
         raise AudioError(
-            f"{where}: file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
+            f"{path}: file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
             "split or compress it, or raise max_bytes"
         )
     if format_from_extension(path) is None:
+        suffix = os.path.splitext(path)[1]
         raise AudioError(
-            f"{where}: unsupported file extension {path.suffix or '(none)'!r}; "
+            f"{path}: unsupported file extension {suffix or '(none)'!r}; "
             f"expected one of {', '.join('.' + f for f in FORMATS)}"
         )
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 
 @dataclass

@@ -102,7 +102,7 @@ def detect_format(data: bytes) -> str | None:
 
 def format_from_extension(path: str | os.PathLike[str]) -> str | None:
     """The contract format for a file name's extension (any case), or None."""
-    return _EXTENSIONS.get(Path(path).suffix.lower())
+    return _EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower())
 
 
 def _check_format(fmt: str, data: bytes, where: str, *, explicit: bool = False) -> str:

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -68,6 +69,7 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)
 def _endpoint_identity(base_url: str) -> str:
     """The endpoint as it enters a key; any loopback host and port counts as one local server."""
     parts = urlsplit(base_url.rstrip("/"))

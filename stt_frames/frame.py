@@ -311,7 +311,10 @@ def transcribe_column(
 
         out = df.pipe(stt_frames.transcribe_column, column="path", model="openai/whisper-large-v3")
     """
+    _check_args(df, column, concurrency, max_cost, on_error)
     interrupt = threading.Event()
+    # the bar is made here, in the caller's thread, so that Jupyter shows it in the calling cell
+    bar = Progress(len(df), enabled=progress, desc=f"{prefix}{model}")
 
     def make() -> Coroutine[Any, Any, pd.DataFrame]:
         return atranscribe_column(
@@ -333,7 +336,11 @@ def transcribe_column(
             client=client,
             on_error=on_error,
             _interrupt=interrupt,
+            _bar=bar,
         )
 
-    result: pd.DataFrame = _run_in_thread(make, interrupt)
+    try:
+        result: pd.DataFrame = _run_in_thread(make, interrupt)
+    finally:
+        bar.close()
     return result

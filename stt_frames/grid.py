@@ -67,6 +67,7 @@ async def acompare(
     progress: bool = True,
     output: str | os.PathLike[str] | None = None,
     _interrupt: threading.Event | None = None,
+    _bar: Progress | None = None,
     **transcribe_options: Any,
 ) -> pd.DataFrame:
     """The awaitable twin of ``compare``.
@@ -85,7 +86,7 @@ async def acompare(
     if bad:
         raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
     grid = [(m, lang) for m in models for lang in languages]
-    bar = Progress(len(df) * len(grid), enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
+    bar = _bar or Progress(len(df) * len(grid), enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
     budget = Budget(max_cost)
     cells: list[pd.DataFrame] = []
     try:
@@ -113,7 +114,8 @@ async def acompare(
             exc.partial = _long(cells, reference)  # type: ignore[attr-defined]
         raise
     finally:
-        bar.close()
+        if _bar is None:
+            bar.close()
     results = _long(cells, reference)
     if output is not None:
         from .results import write_dataset
@@ -151,6 +153,8 @@ def compare(
                                      languages=[None, "en"], reference="reference")
     """
     interrupt = threading.Event()
+    cells = len(models) * len(languages) if not isinstance(models, str) and not isinstance(languages, str) else 0
+    bar = Progress(len(df) * cells, enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
 
     def make() -> Coroutine[Any, Any, pd.DataFrame]:
         return acompare(
@@ -163,8 +167,12 @@ def compare(
             progress=progress,
             output=output,
             _interrupt=interrupt,
+            _bar=bar,
             **transcribe_options,
         )
 
-    result: pd.DataFrame = _run_in_thread(make, interrupt)
+    try:
+        result: pd.DataFrame = _run_in_thread(make, interrupt)
+    finally:
+        bar.close()
     return result
