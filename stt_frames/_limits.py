@@ -52,7 +52,7 @@ class AdaptiveLimiter:
             self.in_flight -= 1
             if ok and self.limit < self.max:
                 self.limit = min(self.max, self.limit + 1.0 / max(self.limit, 1.0))
-            self._cond.notify_all()
+            self._cond.notify(max(1, int(self.limit) - self.in_flight))
 
     def throttle(self, wait: float) -> None:
         """A 429 was seen: halve the limit and pause new requests for ``wait`` seconds.

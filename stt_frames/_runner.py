@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import os
 import stat
@@ -255,15 +256,20 @@ class Runner:
             self.limiter.throttle(wait)
 
     async def run(self, pending: Sequence[_Item]) -> None:
-        """Send the pending items; raises RunAborted for errors that end the run."""
-        tasks = [asyncio.ensure_future(self._work(it)) for it in pending]
+        """Send the pending items with ``concurrency`` workers; raises RunAborted for errors that end the run."""
+        queue = collections.deque(pending)
+
+        async def worker() -> None:
+            while queue and not self.stopped:
+                await self._work(queue.popleft())
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.limiter.max, len(queue)))]
         try:
-            for fut in asyncio.as_completed(tasks):
-                await fut
+            await asyncio.gather(*workers)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     async def _work(self, item: _Item) -> None:
         capped = self.budget.max_cost is not None

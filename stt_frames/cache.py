@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -48,6 +49,7 @@ KEY_VERSION: Final = "v1"
 CACHE_FILENAME: Final = "cache.sqlite3"
 _BUSY_TIMEOUT_S: Final = 60.0
 _CHUNK: Final = 500
+_HASH_BATCH: Final = 256
 
 
 class CacheError(STTError):
@@ -210,9 +212,11 @@ class Cache:
             raise self._error("initialise", exc) from None
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Write what is buffered and close this thread's connection."""
         db = getattr(self._local, "db", None)
         if db is not None:
+            with contextlib.suppress(CacheError):
+                self.flush_file_hashes()
             db.close()
             self._local.db = None
 
@@ -293,12 +297,35 @@ class Cache:
         return found
 
     def put_file_hash(self, path: str, size: int, mtime_ns: int, sha256: str, format: str) -> None:
-        """Remember the hash of a file as it is now (size and mtime)."""
+        """Remember the hash of a file as it is now (size and mtime).
+
+        Buffered and written in batches (``flush_file_hashes``): losing some in a crash only costs a re-hash.
+        """
+        pending: list[tuple[str, int, int, str, str]] = self._pending_hashes()
+        pending.append((path, size, mtime_ns, sha256, format))
+        if len(pending) >= _HASH_BATCH:
+            self.flush_file_hashes()
+
+    def _pending_hashes(self) -> list[tuple[str, int, int, str, str]]:
+        pending = getattr(self._local, "hashes", None)
+        if pending is None:
+            pending = self._local.hashes = []
+        return pending
+
+    def flush_file_hashes(self) -> None:
+        """Write buffered file hashes now."""
+        pending = self._pending_hashes()
+        if not pending:
+            return
+        rows, pending[:] = list(pending), []
+        db = self._db()
         try:
-            self._db().execute(
-                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", (path, size, mtime_ns, sha256, format)
-            )
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise self._error("write to", exc) from None
 
     # -- inspection -----------------------------------------------------------------------------------

@@ -187,8 +187,11 @@ async def atranscribe_column(
             bar.close()
         if owned:
             await aclient.aclose()
-        if store is not None and not isinstance(cache, Cache):
-            store.close()
+        if store is not None:
+            if isinstance(cache, Cache):
+                store.flush_file_hashes()
+            else:
+                store.close()
     out = _assemble(df, runner.results, prefix, "not run")
     wall = time.perf_counter() - started
     log.info("transcribed %d rows in %.2fs: %s", len(df), wall, bar.summary())
