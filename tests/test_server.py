@@ -320,6 +320,11 @@ def test_malformed_requests_get_a_precise_400(
     assert_error(r, 400, *fragments)
 
 
+def test_multipart_uploads_are_refused_with_a_hint(wav_factory: Callable[..., bytes]) -> None:
+    r = call(create_app(), "POST", "/audio/transcriptions", files={"file": ("a.wav", wav_factory(0.1))})
+    assert_error(r, 400, "multipart/form-data", "base64 in input_audio.data")
+
+
 def test_undecodable_compressed_audio_is_a_400() -> None:
     pytest.importorskip("av")
     garbage = b"\xff\xfb\x90\x00" + bytes(range(256)) * 4  # an MP3 frame header, then noise
@@ -514,3 +519,29 @@ def test_missing_local_extra_is_explained(monkeypatch: pytest.MonkeyPatch, wav_f
     assert transcribe(app, wav_factory(0.1)).status_code == 200  # fake/echo on WAV needs no PyAV
     fake_mp3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 10
     assert_error(transcribe(app, fake_mp3, "mp3"), 400, "cannot decode mp3", "stt-frames[local]")
+
+
+def test_import_and_cli_work_without_the_server_extras() -> None:
+    code = """
+import sys
+for name in ("starlette", "uvicorn", "pocketsphinx", "av"):
+    sys.modules[name] = None
+import stt_frames, stt_frames.server, stt_frames.local_server
+from stt_frames.cli import build_parser
+build_parser().parse_args(["serve", "--port", "0"])
+try:
+    from stt_frames.server import create_app
+except stt_frames.MissingExtraError as exc:
+    print(exc)
+try:
+    with stt_frames.serve_local():
+        pass
+except stt_frames.MissingExtraError as exc:
+    print(exc)
+from stt_frames.cli import main
+sys.exit(main(["serve", "--port", "0"]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.count("pip install 'stt-frames[server]'") == 2, result.stdout
+    assert result.stderr.count("\n") == 1 and "stt-frames[server]" in result.stderr

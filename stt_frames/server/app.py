@@ -224,6 +224,11 @@ async def _transcribe(request: Request, state: ServerState) -> tuple[Response, s
     req: TranscriptionRequest | None = None
     error: RequestError | None = None
     try:
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            raise RequestError(
+                "multipart/form-data uploads are not supported by this local server; send a JSON body with "
+                "the file as base64 in input_audio.data"
+            )
         req = parse_transcription_request(body)
         sha256: str | None = req.sha256
     except RequestError as exc:
