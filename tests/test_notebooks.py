@@ -1,7 +1,8 @@
 """Run each notebook in notebooks/ top to bottom in a real kernel (this venv's python) and check its outputs.
 
-The kernel inherits the environment: the autouse fixture's private cache dir and no OPENROUTER_* variable,
-so every notebook runs against the bundled local server.
+The kernel inherits the environment: no OPENROUTER_* variable, so every notebook runs against the bundled
+local server, and a cache directory private to this module (shared by its notebooks, so the comparison
+reuses the quickstart's answers, as it would for a user).
 """
 
 from __future__ import annotations
@@ -49,9 +50,19 @@ def kernel_name() -> str:
     return OWN_KERNEL
 
 
-def run_notebook(name: str, out_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, str]:
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("notebook-cache")
+
+
+@pytest.fixture(autouse=True)
+def _notebook_env(monkeypatch: pytest.MonkeyPatch, shared_cache: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("STT_FRAMES_CACHE_DIR", str(shared_cache))
+    monkeypatch.setenv("STT_FRAMES_NOTEBOOK_OUT", str(tmp_path))
+
+
+def run_notebook(name: str) -> tuple[object, str]:
     """Execute notebooks/<name>.ipynb; return the notebook and all its outputs as one string."""
-    monkeypatch.setenv("STT_FRAMES_NOTEBOOK_OUT", str(out_dir))
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), (
         f"{name} is committed with outputs; clear them"
@@ -74,24 +85,24 @@ def run_notebook(name: str, out_dir: Path, monkeypatch: pytest.MonkeyPatch) -> t
     return nb, text
 
 
-def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, text = run_notebook("01_quickstart", tmp_path, monkeypatch)
+def test_quickstart(tmp_path: Path) -> None:
+    _, text = run_notebook("01_quickstart")
     assert "the weather is nice today" in text  # a transcript of data/en/flite_slt_00.wav
     assert "quickstart.parquet 32 rows" in text and "'errors': 0" in text
     assert "True    32" in text  # the second run came from the cache
     assert (tmp_path / "quickstart.parquet").is_file()
 
 
-def test_compare_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nb, text = run_notebook("02_compare_models", tmp_path, monkeypatch)
+def test_compare_models() -> None:
+    nb, text = run_notebook("02_compare_models")
     assert "local/pocketsphinx-fast" in text and "wer" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the leaderboard figure
     assert "REF" in text and "the weather is nice today so we can eat outside" in text  # the alignment
 
 
-def test_try_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nb, _ = run_notebook("03_try_a_file", tmp_path, monkeypatch)
+def test_try_a_file() -> None:
+    nb, _ = run_notebook("03_try_a_file")
     views = [
         o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
         for c in nb.cells
