@@ -1,0 +1,279 @@
+"""Pieces shared by the ``stt-frames`` subcommands: exit codes, argument types, one-line errors, the client.
+
+Example::
+
+    from stt_frames._cli_common import usd
+    usd("0.50")  # 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import textwrap
+from typing import Any, Final, NoReturn
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DOCUMENTED_CONCURRENCY",
+    "ENVIRONMENT_HELP",
+    "EXIT_API",
+    "EXIT_AUTH",
+    "EXIT_CODES_HELP",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_ROW_ERRORS",
+    "EXIT_USAGE",
+    "CLIError",
+    "Formatter",
+    "MissingKeyError",
+    "Parser",
+    "UsageError",
+    "add_run_options",
+    "base_url",
+    "cache_arg",
+    "comma_list",
+    "days",
+    "language",
+    "languages_list",
+    "make_client",
+    "one_line",
+    "positive_int",
+    "run_options",
+    "usd",
+]
+
+#: Success: every row was transcribed.
+EXIT_OK: Final = 0
+#: The run finished, but some rows failed (their ``error`` column says why).
+EXIT_ROW_ERRORS: Final = 1
+#: Bad arguments or usage: unknown option, missing input file, unknown column, unreadable CSV, bad URL.
+EXIT_USAGE: Final = 2
+#: The API rejected the key (401) or the account has no credits (402).
+EXIT_AUTH: Final = 3
+#: Another error stopped the run: the API (404 unknown model ...), the cache, the output file, a missing extra.
+EXIT_API: Final = 4
+#: Interrupted (Ctrl-C); finished rows are cached, so the same command resumes.
+EXIT_INTERRUPTED: Final = 130
+
+EXIT_CODES_HELP: Final = f"""exit status:
+  {EXIT_OK}    success: every row was transcribed
+  {EXIT_ROW_ERRORS}    finished, but some rows failed (see the error column); `serve`: could not start
+  {EXIT_USAGE}    bad arguments: unknown option, missing input, unknown column, unreadable file, bad URL
+  {EXIT_AUTH}    the API rejected the key (401), no credits left (402), or no OPENROUTER_API_KEY for OpenRouter
+  {EXIT_API}    another error stopped the run: API (e.g. 404 unknown model), cache, output, missing extra
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): finished rows are cached; run the same command to resume"""
+
+#: Shown in ``--help``; the value in force is ``stt_frames.frame.DEFAULT_CONCURRENCY`` (a test keeps them equal).
+#: Not imported from there so that ``--help`` and argument errors need neither pandas nor httpx.
+DOCUMENTED_CONCURRENCY: Final = 16
+
+ENVIRONMENT_HELP: Final = """environment:
+  OPENROUTER_API_KEY    the API key (sent only to the API, never printed)
+  OPENROUTER_BASE_URL   the API root when --base-url is not given (default: OpenRouter's)
+  STT_FRAMES_CACHE_DIR  the answer cache when --cache-dir is not given (default: the user cache dir)"""
+
+
+class CLIError(Exception):
+    """An error the command line reports as one line and turns into ``status``."""
+
+    status: int = EXIT_USAGE
+
+
+class UsageError(CLIError):
+    """A bad argument found after parsing (missing input, unknown column, unreadable file): exit status 2."""
+
+
+class MissingKeyError(CLIError):
+    """OpenRouter is the target and ``OPENROUTER_API_KEY`` is not set: exit status 3, before any upload."""
+
+    status = EXIT_AUTH
+
+
+class Formatter(argparse.HelpFormatter):
+    """Help text that fills prose paragraphs and keeps indented blocks (tables, examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = []
+        for block in textwrap.dedent(text).strip("\n").split("\n\n"):
+            lines = block.splitlines()
+            if any(line.startswith(" ") for line in lines):  # a table or an example: as written
+                blocks.append("\n".join(indent + line for line in lines))
+            else:
+                words = " ".join(block.split())
+                blocks.append(textwrap.fill(words, width, initial_indent=indent, subsequent_indent=indent))
+        return "\n\n".join(blocks)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump): ``prog: error: message (see --help)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, with the API key (if it appears) replaced by ``***``.
+
+    Example::
+
+        one_line("a\\n  b")  # 'a b'
+    """
+    text = " ".join(str(text).split())
+    key = (os.environ.get("OPENROUTER_API_KEY") or "").strip()
+    return text.replace(key, "***") if key else text
+
+
+# -- argument types -------------------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (``--concurrency``)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def usd(text: str) -> float:
+    """An amount of USD >= 0 (``--max-cost``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount of USD >= 0 such as 0.50, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected an amount of USD >= 0 such as 0.50, got {text!r}")
+    return value
+
+
+def days(text: str) -> float:
+    """A number of days >= 0 (``--older-than-days``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return value
+
+
+def base_url(text: str) -> str:
+    """An http(s) URL with a host (``--base-url``)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        example = "http://127.0.0.1:8787/api/v1"
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as {example}, got {text!r}")
+    return text.strip().rstrip("/")
+
+
+def language(text: str) -> str | None:
+    """A language code; ``auto`` (or empty) means auto-detect (None)."""
+    value = text.strip()
+    if value.lower() in ("", "auto"):
+        return None
+    if not re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*", value):
+        raise argparse.ArgumentTypeError(f"expected a language code such as en or pt-BR (or auto), got {text!r}")
+    return value
+
+
+def comma_list(text: str) -> list[str]:
+    """Comma-separated non-empty items, duplicates dropped (``--models``)."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names with no empty item, got {text!r}")
+    return list(dict.fromkeys(items))
+
+
+def languages_list(text: str) -> list[str | None]:
+    """Comma-separated language codes; ``auto`` is auto-detect (``--languages``)."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated language codes (or auto), got {text!r}")
+    return list(dict.fromkeys(language(item) for item in items))
+
+
+# -- options shared by transcribe and compare ------------------------------------------------------------
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Add the options every transcribing command takes: column, concurrency, cap, endpoint, cache, progress."""
+    p.add_argument(
+        "--column", default="path", metavar="COL", help="column of audio paths (default: path; for a folder, its name)"
+    )
+    p.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help=f"requests in flight (default {DOCUMENTED_CONCURRENCY}; halved on 429, grown back on success)",
+    )
+    p.add_argument(
+        "--max-cost",
+        type=usd,
+        metavar="USD",
+        help="spending cap for this run: no new request once it would be exceeded; unsent rows get an error",
+    )
+    p.add_argument(
+        "--base-url",
+        type=base_url,
+        metavar="URL",
+        help="API root (default: $OPENROUTER_BASE_URL, else OpenRouter); e.g. the URL `stt-frames serve` prints",
+    )
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
+    cache.add_argument(
+        "--cache-dir", metavar="DIR", help="answer cache to use (default: $STT_FRAMES_CACHE_DIR, else the user cache)"
+    )
+    p.add_argument("--refresh", action="store_true", help="re-send every row and overwrite its cached answer")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``transcribe_column``/``compare`` that the shared options set.
+
+    Example::
+
+        run_options(args)  # {'cache': True, 'refresh': False, 'progress': True, 'max_cost': None}
+    """
+    options: dict[str, Any] = {
+        "cache": cache_arg(args),
+        "refresh": args.refresh,
+        "progress": not args.no_progress,
+        "max_cost": args.max_cost,
+    }
+    if args.concurrency is not None:  # else transcribe_column's own default
+        options["concurrency"] = args.concurrency
+    return options
+
+
+def cache_arg(args: argparse.Namespace) -> bool | str:
+    """The ``cache=`` argument for ``transcribe_column`` from ``--no-cache`` / ``--cache-dir``."""
+    if args.no_cache:
+        return False
+    return str(args.cache_dir) if args.cache_dir else True
+
+
+def make_client(args: argparse.Namespace) -> Any:
+    """A ``Client`` for ``--base-url`` (else ``OPENROUTER_BASE_URL``, else OpenRouter), keyed by the environment.
+
+    Raises UsageError for a bad URL or an unsafe one (the key over plain http to a remote host), and
+    MissingKeyError before anything is sent when OpenRouter itself is the target and no key is set.
+    """
+    from .client import Client
+    from .errors import InsecureTransportError
+
+    try:
+        client = Client(base_url=args.base_url) if args.base_url else Client()
+    except (ValueError, InsecureTransportError) as exc:
+        raise UsageError(str(exc).replace("base_url", "--base-url / OPENROUTER_BASE_URL")) from None
+    host = urlsplit(client.base_url).hostname or ""
+    if not client.settings.api_key and (host == "openrouter.ai" or host.endswith(".openrouter.ai")):
+        client.close()
+        raise MissingKeyError(
+            "OPENROUTER_API_KEY is not set: export it, or point --base-url at a local server (stt-frames serve)"
+        )
+    return client

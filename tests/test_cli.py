@@ -1,0 +1,321 @@
+"""The ``stt-frames`` command line, run as real subprocesses against the local server.
+
+Covers transcribe (CSV, Parquet, folder), compare, cache info/clear, exit codes, one-line errors,
+Ctrl-C, the API key never shown, and that ``docs/cli.md`` matches the real ``--help`` text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import stt_frames
+from stt_frames import local_server
+from stt_frames.cli import help_markdown
+
+pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+DOCS = ROOT / "docs" / "cli.md"
+CANARY = "sk-or-canary-cli-5d2e8b"
+N_SAMPLES = len(pd.read_csv(DATA / "samples.csv"))
+
+
+def cli_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stt_frames.cli", *args]
+
+
+def cli(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m stt_frames.cli ARGS`` with the test's environment (its private cache) plus ``env``."""
+    return subprocess.run(
+        cli_cmd(*args), capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout
+    )
+
+
+def cli_many(commands: Sequence[tuple[Sequence[str], Mapping[str, str]]]) -> list[subprocess.CompletedProcess[str]]:
+    """Run several commands at once (each is ``(args, extra env)``); results in order."""
+    procs = [
+        subprocess.Popen(
+            cli_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+        )
+        for args, env in commands
+    ]
+    done = []
+    for (args, _), proc in zip(commands, procs, strict=True):
+        out, err = proc.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(list(args), proc.returncode, out, err))
+    return done
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.stderr.count("\n") == 1 and ": error: " in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    with stt_frames.serve_local(prices={"fake/echo": 0.06}) as base_url:
+        yield base_url
+
+
+def billed(base_url: str) -> dict[str, int]:
+    return local_server.get_stats(base_url)["billed"]
+
+
+# -- transcribe ------------------------------------------------------------------------------------------
+
+
+def test_transcribe_csv_resolves_paths_against_its_folder_and_reruns_from_cache(server: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    # cwd is tmp_path: the CSV's paths (en/...) exist only relative to data/, the CSV's folder
+    args = ("transcribe", str(DATA / "samples.csv"), "--model", "fake/echo", "--base-url", server, "-o", str(out))
+    first = cli(*args, "--language-column", "language", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == ""  # progress and the summary go to stderr
+    assert "fake/echo:" in first.stderr and "100%" in first.stderr  # the progress bar
+    assert f"{N_SAMPLES} rows, 0 failed, 0 cached, $" in first.stderr
+    df = stt_frames.read_results(out)
+    assert len(df) == N_SAMPLES and df["error"].isna().all()
+    assert df["text"].str.startswith("echo ").all() and not df["cached"].any()
+    assert all(Path(p).is_file() for p in df["path"]) and df["path"].str.startswith(str(DATA)).all()
+    assert df.attrs["stt_frames"]["model"] == "fake/echo"
+    assert df.attrs["stt_frames"]["language_column"] == "language"
+    assert sorted(billed(server).values()) == [1] * N_SAMPLES
+
+    again = cli(*args, "--language-column", "language", "--no-progress", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.strip().endswith(f"{N_SAMPLES} rows, 0 failed, {N_SAMPLES} cached, $0.0000 spent")
+    assert stt_frames.read_results(out)["cached"].all()
+    assert sorted(billed(server).values()) == [1] * N_SAMPLES  # nothing sent twice
+
+
+def test_transcribe_parquet_with_a_missing_file_exits_1(server: str, tmp_path: Path) -> None:
+    df = pd.read_csv(DATA / "samples.csv").head(6)
+    df["path"] = [str(DATA / p) for p in df["path"]]
+    df.loc[3, "path"] = str(tmp_path / "gone.wav")
+    src = tmp_path / "in.parquet"
+    df.to_parquet(src)
+    out = tmp_path / "out.parquet"
+    result = cli("transcribe", str(src), "--model", "fake/echo", "--base-url", server, "--no-progress", "-o", str(out))
+    assert result.returncode == 1, result.stderr
+    assert "6 rows, 1 failed" in result.stderr and f"{tmp_path / 'gone.wav'}: " in result.stderr
+    back = stt_frames.read_results(out)
+    assert len(back) == 6 and back["error"].notna().tolist() == [False, False, False, True, False, False]
+    assert "not found" in back.loc[3, "error"]
+    assert list(back["reference"]) == list(df["reference"])  # the input's columns are kept
+
+
+def test_transcribe_a_folder_finds_every_clip(server: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    result = cli("transcribe", str(DATA), "--model", "fake/echo", "--base-url", server, "--no-progress", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    df = stt_frames.read_results(out)
+    expected = sorted(str(DATA / p) for p in pd.read_csv(DATA / "samples.csv")["path"])
+    assert list(df["path"]) == expected  # every contract format, recursively, sorted
+    assert df["error"].isna().all() and df["text"].notna().all()
+
+
+def test_interrupt_exits_130_and_the_same_command_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    with stt_frames.serve_local(latency=0.25) as url:
+        args = ("transcribe", str(DATA), "--model", "fake/echo", "--base-url", url, "--concurrency", "2")
+        proc = subprocess.Popen(
+            cli_cmd(*args, "--no-progress", "-o", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while local_server.get_stats(url)["total_requests"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        line = err.strip()
+        assert "\n" not in line and "Traceback" not in err
+        assert "interrupted" in line and "run the same command again to resume" in line
+        finished = int(line.split(" rows finished")[0].rsplit(" ", 1)[1])
+        assert 0 < finished < N_SAMPLES and not out.exists()
+
+        again = cli(*args, "--no-progress", "-o", str(out))
+    assert again.returncode == 0, again.stderr
+    assert f"{N_SAMPLES} rows, 0 failed, {finished} cached" in again.stderr
+
+
+# -- compare ---------------------------------------------------------------------------------------------
+
+
+def test_compare_writes_a_dataset_and_prints_the_leaderboard(server: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = cli(
+        "compare", str(DATA / "samples.csv"), "--models", "fake/echo", "--languages", "auto,en",
+        "--reference", "reference", "--base-url", server, "--no-progress", "-o", str(runs),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split()[:7] == ["model", "language", "n", "n_errors", "n_scored", "wer", "cer"]
+    board = sorted(tuple(line.split()[:4]) for line in lines[1:])
+    assert board == [("fake/echo", "auto", str(N_SAMPLES), "0"), ("fake/echo", "en", str(N_SAMPLES), "0")]
+    assert f"{2 * N_SAMPLES} rows, 0 failed" in result.stderr
+    results = stt_frames.read_results(runs)
+    assert len(results) == 2 * N_SAMPLES
+    assert sorted(results["language"].unique()) == ["auto", "en"]
+    assert results["wer"].notna().all() and results["error"].isna().all()
+    assert (runs / "model=fake%2Fecho" / "language=en").is_dir()
+
+
+# -- cache -----------------------------------------------------------------------------------------------
+
+
+def test_cache_info_and_clear(server: str, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    args = ("transcribe", str(DATA), "--model", "fake/echo", "--base-url", server, "--no-progress")
+    assert cli(*args, "--cache-dir", str(cache_dir), "-o", str(tmp_path / "a.parquet")).returncode == 0
+
+    info = cli("cache", "info", "--json", "--cache-dir", str(cache_dir))
+    assert info.returncode == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert data["path"] == str(cache_dir / "cache.sqlite3")
+    assert data["entries"] == N_SAMPLES and data["models"] == {"fake/echo": N_SAMPLES} and data["bytes"] > 0
+    text = cli("cache", "info", "--cache-dir", str(cache_dir)).stdout
+    assert f"entries  {N_SAMPLES}" in text and "fake/echo" in text
+
+    refused, other, everything = (
+        cli("cache", "clear", "--cache-dir", str(cache_dir)),  # no --yes and no terminal
+        cli("cache", "clear", "--model", "openai/whisper-1", "--yes", "--cache-dir", str(cache_dir)),
+        cli("cache", "clear", "--yes", "--cache-dir", str(cache_dir)),
+    )
+    assert refused.returncode == 2 and one_line_error(refused) and "--yes" in refused.stderr
+    assert other.returncode == 0 and other.stdout.startswith("deleted 0 cached answers")
+    assert everything.returncode == 0 and everything.stdout.startswith(f"deleted {N_SAMPLES} cached answers")
+    assert json.loads(cli("cache", "info", "--json", "--cache-dir", str(cache_dir)).stdout)["entries"] == 0
+
+    # the default cache is STT_FRAMES_CACHE_DIR (the test's private one here)
+    default = json.loads(cli("cache", "info", "--json").stdout)
+    assert default["path"] == str(Path(os.environ["STT_FRAMES_CACHE_DIR"]) / "cache.sqlite3")
+
+
+# -- errors and exit codes -------------------------------------------------------------------------------
+
+
+def test_bad_arguments_exit_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "junk.csv").write_bytes(b'"unclosed,\x00\xff\xfe\n1,2,3\n4')
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.json").write_text("{}")
+    csv, out = str(DATA / "samples.csv"), str(tmp_path / "o.parquet")
+    cases: list[tuple[list[str], dict[str, str], str]] = [
+        (["transcribe", str(tmp_path / "nope.csv"), "--model", "m", "-o", out], {}, "does not exist"),
+        (["transcribe", csv, "--model", "m", "--column", "audio", "-o", out], {}, "--column 'audio' is not a column"),
+        (["transcribe", csv, "--model", "m", "--language-column", "lang", "-o", out], {}, "'lang' is not a column"),
+        (["transcribe", csv, "--model", "m", "--max-cost", "lots", "-o", out], {}, "argument --max-cost"),
+        (["transcribe", csv, "--model", "m", "--max-cost", "-1", "-o", out], {}, "USD >= 0"),
+        (["transcribe", csv, "--model", "m", "--concurrency", "0", "-o", out], {}, "argument --concurrency"),
+        (["transcribe", csv, "--model", "m", "--base-url", "ftp://x", "-o", out], {}, "argument --base-url"),
+        (["transcribe", str(tmp_path / "junk.csv"), "--model", "m", "-o", out], {}, "cannot read CSV"),
+        (["transcribe", str(tmp_path / "bad.parquet"), "--model", "m", "-o", out], {}, "cannot read"),
+        (["transcribe", str(tmp_path / "empty"), "--model", "m", "-o", out], {}, "no audio files"),
+        (["transcribe", str(tmp_path / "notes.json"), "--model", "m", "-o", out], {}, "must be a .csv"),
+        (["transcribe", csv, "--model", "m", "-o", str(tmp_path)], {}, "is a folder"),
+        (["transcribe", csv, "-o", out], {}, "required: --model"),
+        (["compare", csv, "--models", "a,,b", "-o", str(tmp_path / "r")], {}, "argument --models"),
+        (["compare", csv, "--models", "a", "--languages", "en,??", "-o", out], {}, "argument --languages"),
+        (["compare", csv, "--models", "a", "--reference", "ref", "-o", str(tmp_path / "r")], {}, "'ref' is not"),
+        (["cache", "clear", "--older-than-days", "soon", "--yes"], {}, "number of days"),
+        (["transcribe", csv, "--model", "m", "--frobnicate", "-o", out], {}, "unrecognized arguments"),
+        # the key over plain http to a remote host is refused: a bad --base-url, not a request
+        (
+            ["transcribe", csv, "--model", "m", "--base-url", "http://example.com/api/v1", "-o", out],
+            {"OPENROUTER_API_KEY": CANARY},
+            "plain http",
+        ),
+    ]
+    results = cli_many([(args, env) for args, env, _ in cases])
+    for (args, _, fragment), result in zip(cases, results, strict=True):
+        assert result.returncode == 2, (args, result.stderr)
+        assert one_line_error(result), (args, result.stderr)
+        assert result.stderr.startswith("stt-frames"), (args, result.stderr)
+        assert fragment in result.stderr, (args, fragment, result.stderr)
+        assert CANARY not in result.stderr + result.stdout
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
+    out = tmp_path / "o.parquet"
+    with stt_frames.serve_local(api_key="k") as url:
+        result = cli(
+            "transcribe", str(DATA), "--model", "fake/echo", "--base-url", url, "-o", str(out),
+            env={"OPENROUTER_API_KEY": CANARY},
+        )  # fmt: skip
+        assert local_server.get_stats(url, api_key="k")["statuses"].get("401", 0) >= 1
+    assert result.returncode == 3, result.stderr
+    assert CANARY not in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("stt-frames transcribe: error: 401") and "OPENROUTER_API_KEY" in last
+    assert "rerun to resume" in last and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_no_key_for_openrouter_exits_3_before_sending_and_404_exits_4(server: str, tmp_path: Path) -> None:
+    no_key, unknown_model = cli_many(
+        [
+            (["transcribe", str(DATA), "--model", "openai/whisper-1", "-o", str(tmp_path / "a.parquet")], {}),
+            (["transcribe", str(DATA), "--model", "no/such", "--base-url", server, "-o", str(tmp_path / "b")], {}),
+        ]
+    )
+    assert no_key.returncode == 3 and one_line_error(no_key) and "OPENROUTER_API_KEY is not set" in no_key.stderr
+    assert unknown_model.returncode == 4, unknown_model.stderr
+    assert "error: 404" in unknown_model.stderr.strip().splitlines()[-1]
+
+
+# -- help and docs ---------------------------------------------------------------------------------------
+
+
+def test_every_command_has_help() -> None:
+    console_script = Path(sys.executable).with_name("stt-frames")
+    commands = [[], ["transcribe"], ["compare"], ["cache"], ["cache", "info"], ["cache", "clear"], ["serve"]]
+    results = cli_many([([*c, "--help"], {}) for c in commands])
+    for command, result in zip(commands, results, strict=True):
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout.startswith(f"usage: stt-frames {' '.join(command)}".rstrip()), command
+    top = results[0].stdout
+    for word in ("transcribe", "compare", "cache", "serve", "exit status", "130", "OPENROUTER_API_KEY"):
+        assert word in top
+    real = subprocess.run([str(console_script), "--help"], capture_output=True, text=True, timeout=60)
+    assert real.returncode == 0 and real.stdout == top
+
+
+def test_the_documented_concurrency_is_the_real_default() -> None:
+    from stt_frames._cli_common import DOCUMENTED_CONCURRENCY
+    from stt_frames.frame import DEFAULT_CONCURRENCY
+
+    assert DOCUMENTED_CONCURRENCY == DEFAULT_CONCURRENCY
+    assert f"(default {DEFAULT_CONCURRENCY};" in DOCS.read_text()
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    result = cli()
+    assert result.returncode == 2 and result.stderr.startswith("usage: stt-frames")
+
+
+def test_docs_cli_md_is_up_to_date() -> None:
+    """Regenerate with: python -m stt_frames.cli --help-markdown > docs/cli.md"""
+    assert DOCS.read_text() == help_markdown(), "docs/cli.md is stale: python -m stt_frames.cli --help-markdown"
+    documented = DOCS.read_text()
+    for command in ("## stt-frames transcribe", "## stt-frames compare", "## stt-frames cache info"):
+        assert command in documented
+    for option in ("--max-cost", "--base-url", "--no-progress", "--language-column", "--older-than-days", "--json"):
+        assert option in documented
+
+
+def test_help_markdown_from_the_real_command_matches_the_docs() -> None:
+    result = cli("--help-markdown", env={"COLUMNS": "60"})
+    assert result.returncode == 0 and result.stdout == DOCS.read_text()
