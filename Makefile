@@ -26,6 +26,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stt_frames tests bench
 	$(VENV)/bin/ruff format --check stt_frames tests bench
+	$(PY) -m mypy stt_frames
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ import os
 import stat
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -65,10 +65,11 @@ class RowResult:
     error: str | None = None
     cached: bool | None = None
     latency_s: float | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def failed(cls, error: BaseException | str) -> RowResult:
-        return cls(error=str(error), cached=False)
+        return cls(error=str(error), cached=False, exception=error if isinstance(error, BaseException) else None)
 
     @classmethod
     def from_answer(
@@ -211,7 +212,7 @@ class Runner:
         )
         if result.error is not None and self.on_error == "raise":
             self.stopped = True
-            raise RunAborted(STTError(result.error))
+            raise RunAborted(result.exception or STTError(result.error))
 
     # -- 1. plan ----------------------------------------------------------------------------------------
     def plan(self, values: Sequence[Any], languages: Sequence[str | None]) -> list[_Item]:

@@ -215,7 +215,7 @@ def probe_duration(data: bytes, format: str) -> float | None:
     except ImportError:
         return None
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             if container.duration is not None:
                 return container.duration / 1_000_000
             stream = container.streams.audio[0]

@@ -343,7 +343,8 @@ class Cache:
 
     def clear(self, *, model: str | None = None, older_than_days: float | None = None) -> int:
         """Delete cached answers (all, or one model's, or older ones); returns how many were deleted."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | float] = []
         if model is not None:
             where.append("model = ?")
             args.append(model)
