@@ -1,0 +1,178 @@
+"""Transcribe a Dask DataFrame: each partition runs through ``transcribe_column`` on the workers.
+
+Needs the ``dask`` extra (``pip install 'stt-frames[dask]'``). Reach it as a submodule::
+
+    import dask.dataframe as dd
+    import stt_frames, stt_frames.dask
+
+    ddf = dd.read_csv("clips-*.csv")                       # a "path" column of audio files
+    out = stt_frames.dask.transcribe(ddf, model="openai/whisper-large-v3", cache="/shared/stt-cache")
+    out.to_parquet("transcripts/")                          # a Parquet dataset; pandas reads it back
+
+How it runs:
+
+- Each partition is one ``transcribe_column`` call on a worker, with its progress bar off; rows keep
+  their partition, index and order, and failed rows are recorded in ``error`` as usual.
+- ``meta`` is the input's columns plus the result columns of ``stt_frames.results.RESULT_COLUMNS``
+  (nullable dtypes), so nothing is computed to find out the schema.
+- The cache: every worker opens the same SQLite cache (WAL mode, safe for many processes). Its location
+  is resolved here, in the calling process (``cache=`` path, else ``STT_FRAMES_CACHE_DIR``, else the
+  user cache dir), made absolute and passed to the workers, so all of them share it and a rerun sends
+  nothing that is cached. Workers on other machines need that path on a shared disk that supports
+  SQLite locking (not NFS); otherwise pass ``cache=`` a local path on each worker, or ``cache=False``.
+- The endpoint and key: with ``client=`` (a ``Client``/``AsyncClient``), its settings, API key
+  included, travel with the tasks to the workers. Without it, each worker resolves its own
+  ``OPENROUTER_API_KEY`` / ``OPENROUTER_BASE_URL`` from its environment.
+- ``max_cost`` and ``concurrency`` apply to each partition (each worker process), not to the whole job.
+
+The same thing by hand, with ``map_partitions`` and an explicit ``meta``::
+
+    from dask.dataframe.utils import make_meta
+    from stt_frames.results import empty_results
+
+    meta = make_meta(ddf)
+    meta = meta.assign(**empty_results(meta.index))
+    out = ddf.map_partitions(
+        stt_frames.transcribe_column, column="path", model="openai/whisper-large-v3",
+        progress=False, cache="/shared/stt-cache", meta=meta,
+    )
+
+There the endpoint and key come from each worker's environment: Dask cannot hash a ``Client`` passed as
+``client=`` to ``map_partitions`` (``TokenizationError``), which is why ``transcribe`` ships its settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ._extras import require
+from .cache import Cache, default_cache_dir
+from .results import empty_results
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+    from ._settings import Settings
+    from .client import AsyncClient, Client
+
+__all__ = ["result_meta", "transcribe"]
+
+#: Options ``transcribe`` sets itself, or that make no sense per partition, with what to do instead.
+_REFUSED: Mapping[str, str] = {
+    "output": "each partition would overwrite one file; write the result with .to_parquet(folder)",
+    "progress": "workers run without a progress bar; watch the Dask dashboard or distributed.progress()",
+}
+
+
+def result_meta(meta: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """The empty frame ``transcribe_column`` returns for input ``meta``: its columns plus the result columns.
+
+    Example::
+
+        result_meta(dask.dataframe.utils.make_meta(ddf)).dtypes
+    """
+    return meta.assign(**empty_results(meta.index, prefix))
+
+
+def _cache_for_workers(cache: bool | str | os.PathLike[str] | Cache) -> bool | str:
+    """The cache argument as the workers get it: False, or one absolute path resolved here."""
+    if cache is False:
+        return False
+    if isinstance(cache, Cache):
+        return str(cache.path)
+    path = default_cache_dir() if cache is True else Path(cache)
+    return str(path.expanduser().absolute())
+
+
+def _settings_of(client: Client | AsyncClient | None) -> tuple[Settings | None, int]:
+    from .audio import DEFAULT_MAX_AUDIO_BYTES
+
+    if client is None:
+        return None, DEFAULT_MAX_AUDIO_BYTES
+    return client.settings, client.max_audio_bytes
+
+
+def _transcribe_partition(
+    part: pd.DataFrame,
+    column: str,
+    *,
+    model: str,
+    settings: Settings | None,
+    max_audio_bytes: int,
+    cache: bool | str,
+    options: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Run on a worker: one partition through ``transcribe_column``, with a client built from ``settings``."""
+    from .client import Client
+    from .frame import transcribe_column
+
+    if settings is None:
+        return transcribe_column(part, column, model=model, cache=cache, progress=False, **options)
+    with Client(
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        http_referer=settings.http_referer,
+        x_title=settings.x_title,
+        max_audio_bytes=max_audio_bytes,
+    ) as client:
+        return transcribe_column(part, column, model=model, cache=cache, progress=False, client=client, **options)
+
+
+def transcribe(
+    ddf: dd.DataFrame,
+    column: str = "path",
+    *,
+    model: str,
+    client: Client | AsyncClient | None = None,
+    cache: bool | str | os.PathLike[str] | Cache = True,
+    prefix: str = "",
+    **transcribe_options: Any,
+) -> dd.DataFrame:
+    """Transcribe ``ddf[column]`` partition by partition on the Dask workers; lazy, like any Dask DataFrame.
+
+    Returns the input's columns plus the result columns of ``transcribe_column`` (``text``, ``seconds``,
+    ``cost``, ``error``, ``cached`` ...). Other keyword arguments (``language``, ``language_column``,
+    ``concurrency``, ``max_cost``, ``refresh``, ``temperature`` ...) go to ``transcribe_column`` for each
+    partition. ``cache`` is resolved here and shared by every worker (see the module docstring).
+
+    Example::
+
+        out = stt_frames.dask.transcribe(ddf, model="fake/echo", client=stt_frames.Client(base_url=url))
+        out.to_parquet("transcripts/")
+    """
+    dd_ = require("dask.dataframe", "dask", "stt_frames.dask")
+    from dask.dataframe.utils import make_meta
+
+    if not isinstance(ddf, dd_.DataFrame):
+        kind = type(ddf).__name__
+        raise TypeError(f"expected a dask.dataframe.DataFrame, got {kind}; for pandas use transcribe_column")
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a model id such as 'openai/whisper-large-v3', got {model!r}")
+    refused = sorted(set(transcribe_options) & set(_REFUSED))
+    if refused:
+        why = "; ".join(f"{name}=: {_REFUSED[name]}" for name in refused)
+        raise TypeError(f"stt_frames.dask.transcribe() does not take {why}")
+    columns = list(ddf.columns)
+    for what, name in (("column", column), ("language_column", transcribe_options.get("language_column"))):
+        if name is not None and name not in columns:
+            raise KeyError(f"{what} {name!r} is not in the DataFrame; columns are {columns}")
+    settings, max_audio_bytes = _settings_of(client)
+    options = {**transcribe_options, "prefix": prefix}
+    return ddf.map_partitions(
+        _transcribe_partition,
+        column,
+        model=model,
+        settings=settings,
+        max_audio_bytes=max_audio_bytes,
+        cache=_cache_for_workers(cache),
+        options=options,
+        meta=result_meta(make_meta(ddf), prefix),
+        enforce_metadata=True,
+    )
