@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except KeyboardInterrupt as exc:  # stt_frames.Interrupted included
-        print(f"\n{_interrupted(prog, exc)}", file=sys.stderr)
+        print(_interrupted(prog, exc), file=sys.stderr)
         return EXIT_INTERRUPTED
     except CLIError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)

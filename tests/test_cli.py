@@ -116,6 +116,16 @@ def test_transcribe_parquet_with_a_missing_file_exits_1(server: str, tmp_path: P
     assert list(back["reference"]) == list(df["reference"])  # the input's columns are kept
 
 
+def test_a_spending_cap_of_zero_sends_nothing_and_exits_1(server: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.parquet"
+    args = ("transcribe", str(DATA / "en"), "--model", "fake/echo", "--base-url", server, "--max-cost", "0")
+    result = cli(*args, "--no-progress", "-o", str(out))
+    assert result.returncode == 1, result.stderr
+    assert billed(server) == {}
+    assert "max_cost" in result.stderr and "more (see the error column)" in result.stderr
+    assert stt_frames.read_results(out)["error"].str.contains("max_cost").all()
+
+
 def test_transcribe_a_folder_finds_every_clip(server: str, tmp_path: Path) -> None:
     out = tmp_path / "out.parquet"
     result = cli("transcribe", str(DATA), "--model", "fake/echo", "--base-url", server, "--no-progress", "-o", str(out))
@@ -262,6 +272,15 @@ def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
     assert last.startswith("stt-frames transcribe: error: 401") and "OPENROUTER_API_KEY" in last
     assert "rerun to resume" in last and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_api_errors_map_to_exit_codes() -> None:
+    from stt_frames.cli import _status_of
+    from stt_frames.errors import status_error
+
+    assert {code: _status_of(status_error(code, "x")) for code in (401, 402, 404, 400, 500)} == {
+        401: 3, 402: 3, 404: 4, 400: 4, 500: 4,
+    }  # fmt: skip
 
 
 def test_no_key_for_openrouter_exits_3_before_sending_and_404_exits_4(server: str, tmp_path: Path) -> None:
