@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     "show_alignment": "scoring",
     "transcribe_column": "frame",
     "try_file": "widget",
+    "write_dataset": "results",
     "write_results": "results",
 }
 
@@ -88,7 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .models import Transcription, Usage
     from .plot import plot_leaderboard
     from .ranking import leaderboard
-    from .results import read_results, write_results
+    from .results import read_results, write_dataset, write_results
     from .scoring import score, show_alignment
     from .widget import TranscribeWidget, try_file
 
