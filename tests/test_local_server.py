@@ -66,6 +66,18 @@ def test_two_servers_side_by_side() -> None:
         assert httpx.get(f"{a}/models").status_code == httpx.get(f"{b}/models").status_code == 200
 
 
+def test_restart_on_the_same_port(wav_factory: Callable[..., bytes]) -> None:
+    with httpx.Client() as client:
+        with serve_local() as url:
+            port = urlsplit(url).port
+            assert port is not None
+            # keep-alive connections the server closes first: its side lingers in TIME_WAIT after shutdown
+            client.post(f"{url}/audio/transcriptions", json=payload(wav_factory(0.1)))
+        with serve_local(port=port) as again:
+            assert again == url
+            assert client.get(f"{again}/models").status_code == 200
+
+
 def test_serve_local_checks_its_options_before_starting() -> None:
     with pytest.raises(ValueError, match="fail_rate"), serve_local(fail_rate=2.0):
         pass
