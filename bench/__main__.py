@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 #: Columns shown first (in this order) when a row has them; ``notes`` always goes last.
 LEADING = ("scenario", "client", "seconds", "rps", "pct_of_ideal")
 #: Columns kept in results.json but left out of the Markdown table.
-JSON_ONLY = ("runs_s",)
+JSON_ONLY = ("runs_s", "loadavg")
 
 
 def _cpu_model() -> str:
@@ -75,6 +75,8 @@ def _fmt(key: str, value: Any) -> str:
             return f"{value:,.0f}"
         if key.startswith("pct"):
             return f"{value:.1f}%"
+        if key.endswith("per_req"):
+            return f"{value:,.0f}"
         return f"{value:.2f}"
     return str(value).replace("|", "\\|")
 
