@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from .._extras import require
 from ..errors import MissingExtraError
 from . import API_PREFIX
+from .catalog import model_entry
 from .decode import DecodeError
 from .engines import Engine, build_engines
 from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FaultInjector
@@ -265,43 +266,12 @@ async def transcriptions(request: Request) -> Response:
     return response
 
 
-def _model_entry(state: ServerState, engine: Engine) -> dict[str, Any]:
-    per_minute = state.prices[engine.id]
-    return {
-        "id": engine.id,
-        "canonical_slug": engine.id,
-        "name": engine.name,
-        "created": 0,
-        "description": engine.description,
-        "context_length": None,
-        "architecture": {
-            "modality": "audio->transcription",
-            "input_modalities": ["audio"],
-            "output_modalities": ["transcription"],
-            "tokenizer": "Other",
-            "instruct_type": None,
-        },
-        # OpenRouter's prices are strings in USD per unit: 'audio' per second; 'per_minute' is ours.
-        "pricing": {
-            "prompt": "0",
-            "completion": "0",
-            "request": "0",
-            "audio": f"{per_minute / 60:.12g}",
-            "per_minute": f"{per_minute:.12g}",
-        },
-        "top_provider": {"context_length": None, "max_completion_tokens": None, "is_moderated": False},
-        "supported_parameters": ["language", "temperature"],
-        "supported_languages": sorted(engine.languages),
-        "default_language": engine.default_language,
-    }
-
-
 async def models(request: Request) -> Response:
     """``GET /api/v1/models``: available models; ``?output_modalities=`` filters as on openrouter.ai."""
     state = _state(request)
     wanted = request.query_params.get("output_modalities")
     show = wanted is None or bool({"all", "transcription"} & {m.strip() for m in wanted.split(",")})
-    data = [_model_entry(state, e) for m, e in state.engines.items() if show and not state.missing[m]]
+    data = [model_entry(e, state.prices[m]) for m, e in state.engines.items() if show and not state.missing[m]]
     return json_response({"data": data})
 
 

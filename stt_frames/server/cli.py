@@ -82,7 +82,14 @@ def _faults(text: str) -> tuple[str, ...]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
-    """Add the ``serve`` subcommand to a parser's subcommands; ``run`` is set as its handler."""
+    """Add the ``serve`` subcommand to a parser's subcommands; ``run`` is set as its handler.
+
+    Example::
+
+        parser = argparse.ArgumentParser(prog="stt-frames")
+        add_parser(parser.add_subparsers())
+        args = parser.parse_args(["serve", "--port", "0"]); args.func(args)
+    """
     p = subparsers.add_parser(
         "serve",
         help="run the local OpenRouter-compatible speech-to-text server",
@@ -171,7 +178,12 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the server until interrupted; errors are one line on stderr and exit status 1."""
+    """Run the server until interrupted; errors are one line on stderr and exit status 1.
+
+    Example::
+
+        run(build_parser().parse_args(["serve", "--port", "8787"]))  # blocks; Ctrl-C to stop
+    """
     from .._extras import require
     from ..errors import MissingExtraError
 

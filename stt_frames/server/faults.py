@@ -2,7 +2,8 @@
 
 ``create_app(fail_rate=0.2, seed=1, faults=("429", "drop"))`` picks, for each transcription request in
 arrival order, whether it fails (``random.Random(seed).random() < fail_rate``) and which of ``faults``
-it gets. The kinds:
+it gets. Faults apply to requests that passed authentication and the body size limit (a 401 or 413 is
+never replaced by a fault); latency is added first. The kinds:
 
 ==========  ==================================================================================
 ``429``     rate limited: contract error JSON, ``Retry-After`` (whole seconds, rounded up) and
