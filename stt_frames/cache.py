@@ -133,6 +133,20 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL. While another process creates or converts the same file, SQLite answers
+    "database is locked" at once instead of waiting out the busy timeout: wait and try again."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many ran.
 MIGRATIONS: Final = (_m001_initial,)
 
@@ -181,7 +195,7 @@ class Cache:
         if db is None:
             try:
                 db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(db)
                 db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise self._error("open", exc) from None

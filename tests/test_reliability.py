@@ -1,0 +1,465 @@
+"""Reliability of transcribe_column under chaos, crashes, a shared cache, bad inputs and a full or read-only disk.
+
+Every test talks to the project's own local server (``serve_local``, in a thread of this process) or to
+``scripted_server.ScriptedServer``; child processes are ``tests/reliability_child.py``.
+
+The chaos test wraps the real server app in ``Tap``, an ASGI wrapper that records, for every transcription
+request, the audio hash and whether its answer left the server whole. That gives a second accounting,
+independent of the server's own ``/_stats``, of which answers were lost in transit.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import wave
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import stt_frames
+from stt_frames import local_server, retry
+from stt_frames.cache import CACHE_FILENAME
+
+pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
+
+HERE = Path(__file__).resolve().parent
+CHILD = HERE / "reliability_child.py"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def make_clip(i: int, seconds: float = 0.05) -> bytes:
+    """A distinct, deterministic 16 kHz mono WAV (noise seeded by ``i``)."""
+    frames = random.Random(i).randbytes(int(seconds * 16_000) * 2)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes(frames)
+    return buf.getvalue()
+
+
+def write_clips(folder: Path, n: int, *, start: int = 0, seconds: float = 0.05) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(start, start + n):
+        p = folder / f"clip_{i:04d}.wav"
+        p.write_bytes(make_clip(i, seconds))
+        paths.append(str(p))
+    return paths
+
+
+def sha_of(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def db_path(cache_dir: Path) -> Path:
+    return cache_dir / CACHE_FILENAME
+
+
+def integrity(db: Path) -> str:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return str(con.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        con.close()
+
+
+def cached_hashes(db: Path) -> Counter[str]:
+    """How many answers the cache holds per audio hash (read-only; safe while another process writes)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return Counter(sha for (sha,) in con.execute("SELECT audio_sha256 FROM responses"))
+    finally:
+        con.close()
+
+
+def count_entries(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def stats_delta(after: dict[str, Any], before: dict[str, Any], field: str) -> Counter[str]:
+    delta = Counter(after[field])
+    delta.subtract(before[field])
+    return +delta
+
+
+def start_child(
+    paths: list[str], url: str, cache_dir: Path, tmp: Path, name: str, *, concurrency: int, go: Path | None = None
+) -> subprocess.Popen[str]:
+    listing = tmp / f"{name}.txt"
+    listing.write_text("\n".join(paths))
+    args = [
+        sys.executable,
+        str(CHILD),
+        str(listing),
+        url,
+        str(cache_dir),
+        str(concurrency),
+        str(tmp / f"{name}.parquet"),
+    ]
+    if go is not None:
+        args.append(str(go))
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoff from 50 ms up to 1 s instead of 0.5 s up to 30 s (the formula is tested in test_retry.py)."""
+    monkeypatch.setattr(retry, "INITIAL_BACKOFF", 0.05)
+    monkeypatch.setattr(retry, "MAX_BACKOFF", 1.0)
+
+
+# --------------------------------------------------------------------------- chaos
+
+
+class _SendTap:
+    """Stands in for uvicorn's request cycle: records what is sent, delegates everything else to the cycle.
+
+    The server's ``drop``/``truncate`` faults close the real connection through ``send.__self__``; this
+    object forwards ``transport`` and ``disconnected`` to the real cycle, so those faults still happen.
+    """
+
+    def __init__(self, send: Any, record: dict[str, Any]) -> None:
+        self._send = send
+        self._cycle = getattr(send, "__self__", None)
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cycle, name)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+        if message["type"] == "http.response.start":
+            self._record["status"] = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._record["complete"] = True
+
+
+class Tap:
+    """ASGI wrapper of the real server app: per transcription request, its audio hash and its answer's fate."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/audio/transcriptions"):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+
+        async def tapped_receive() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            body.extend(message.get("body", b""))
+            return message
+
+        record: dict[str, Any] = {"sha": None, "status": None, "complete": False}
+        tap = _SendTap(send, record)
+        try:
+            await self.app(scope, tapped_receive, tap.send)
+        finally:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                data = json.loads(body)["input_audio"]["data"]
+                record["sha"] = hashlib.sha256(base64.b64decode(data)).hexdigest()
+            with self._lock:
+                self.records.append(record)
+
+    def answers(self) -> tuple[Counter[str], Counter[str]]:
+        """(200s sent whole, 200s cut off) per audio hash."""
+        with self._lock:
+            whole = Counter(r["sha"] for r in self.records if r["status"] == 200 and r["complete"])
+            cut = Counter(r["sha"] for r in self.records if r["status"] == 200 and not r["complete"])
+        return whole, cut
+
+
+def test_chaos_faults_truncation_and_a_server_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fast_backoff: None
+) -> None:
+    """30% faults of every kind plus a restart on the same port: every row ends with text, nothing billed twice
+    except where the answer was lost in transit."""
+    from stt_frames.server import app as server_app
+
+    taps: list[Tap] = []
+    real_create_app = server_app.create_app
+
+    def tapped_create_app(**options: Any) -> Tap:
+        tap = Tap(real_create_app(**options))
+        taps.append(tap)
+        return tap
+
+    monkeypatch.setattr(server_app, "create_app", tapped_create_app)
+    caplog.set_level(logging.INFO, logger="stt_frames.client")  # one record per retry, with the error type
+
+    paths = write_clips(tmp_path / "clips", 160)
+    copy = tmp_path / "clips" / "copy_of_0.wav"
+    copy.write_bytes(Path(paths[0]).read_bytes())
+    rows = paths + paths[:20] + [str(copy)]  # repeated paths and a copy: one request per distinct audio
+    df = pd.DataFrame({"path": rows})
+    distinct = {sha_of(p) for p in paths}
+    options: dict[str, Any] = {
+        "fail_rate": 0.3,
+        "latency": 0.02,
+        "faults": ("429", "500", "502", "503", "drop", "truncate"),
+        "retry_after": 0.05,
+    }
+    restart: dict[str, Any] = {}
+
+    with contextlib.ExitStack() as first:
+        url = first.enter_context(stt_frames.serve_local(seed=11, **options))
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        second = contextlib.ExitStack()
+
+        def restart_mid_run() -> None:
+            try:
+                deadline = time.monotonic() + 60
+                while sum(taps[0].answers()[0].values()) < 50 and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                restart["billed_at_stop"] = sum(taps[0].answers()[0].values())
+                down = time.monotonic()
+                first.close()  # graceful: requests in flight finish, new connections are refused
+                time.sleep(0.5)  # half a second with nothing listening
+                for attempt in range(50):  # a client socket may hold the port for a moment (self-connect)
+                    try:
+                        second.enter_context(stt_frames.serve_local(seed=12, port=port, **options))
+                        break
+                    except OSError:
+                        if attempt == 49:
+                            raise
+                        time.sleep(0.1)
+                restart["down_s"] = round(time.monotonic() - down, 2)
+            except BaseException as exc:
+                restart["error"] = exc
+
+        restarter = threading.Thread(target=restart_mid_run)
+        restarter.start()
+        try:
+            started = time.monotonic()
+            client = stt_frames.Client(base_url=url, max_retries=10)
+            out = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=16)
+            wall = time.monotonic() - started
+            restarter.join(timeout=30)
+            rerun = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False)
+        finally:
+            restarter.join(timeout=30)
+            second.close()
+
+    assert "error" not in restart, restart
+    assert len(taps) == 2, "the server was not restarted"
+    snapshots = [tap.app.state.stats.snapshot() for tap in taps]  # the servers' own accounting
+    billed: Counter[str] = Counter()
+    faults: Counter[str] = Counter()
+    for snap in snapshots:
+        billed.update(snap["billed"])
+        faults.update(snap["faults"])
+    whole: Counter[str] = Counter()
+    cut: Counter[str] = Counter()
+    for tap in taps:
+        w, c = tap.answers()
+        whole.update(w)
+        cut.update(c)
+    retried = Counter(r.getMessage().split()[2] for r in caplog.records if r.getMessage().startswith("retrying after"))
+    report = {
+        "rows": len(df),
+        "distinct": len(distinct),
+        "faults": dict(faults),
+        "wall_s": round(wall, 2),
+        "billed_total": sum(billed.values()),
+        "cut_total": sum(cut.values()),
+        **restart,
+        "requests_per_server": [s["total_requests"] for s in snapshots],
+        "retried": dict(retried),
+    }
+    print("chaos:", report)
+
+    # every row has its text, and identical audio has identical text
+    assert out["error"].isna().all(), out["error"].dropna().unique().tolist()[:5]
+    assert out["text"].notna().all()
+    assert out["text"].iloc[0] == out["text"].iloc[160] == out["text"].iloc[-1]
+    # the chaos really happened: every kind of fault, on both servers, and both servers answered
+    assert set(faults) == {"429", "500", "502", "503", "drop", "truncate"}, faults
+    assert all(snap["total_billed"] > 0 for snap in snapshots), report
+    assert 0 < restart["billed_at_stop"] < len(distinct)
+    # the client retried every fault, and more dropped connections than the server dropped: the restart's
+    assert retried["RateLimitError"] == faults["429"]
+    assert retried["InternalServerError"] == faults["500"]
+    assert retried["BadGatewayError"] == faults["502"]
+    assert retried["ServiceUnavailableError"] == faults["503"]
+    assert retried["APIConnectionError"] > faults["drop"] + faults["truncate"], retried
+    # the two accountings agree: what the server billed is what the tap saw leave as a 200
+    assert billed == whole + cut
+    assert sum(cut.values()) == faults["truncate"], (cut, faults)
+    # each clip's answer left the server whole exactly once: never re-sent after an answer that arrived
+    assert set(whole) == distinct and set(whole.values()) == {1}, whole.most_common(3)
+    # billed more than once only as often as its answer was lost in transit
+    for sha in distinct:
+        assert billed[sha] <= 1 + cut[sha], (sha, billed[sha], cut[sha])
+    assert set(billed) == distinct
+    # the cache holds one answer per clip, and a rerun is free
+    assert rerun["cached"].all() and (rerun["text"] == out["text"]).all()
+
+
+# --------------------------------------------------------------------------- crash and resume
+
+
+def wait_idle(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The server's stats once no request is in flight (a killed client's last requests are still counted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = local_server.get_stats(url)
+        if stats["in_flight"] == 0 or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.01)
+
+
+def test_kill_9_three_times_during_write_bursts_then_the_rerun_sends_exactly_the_rest(tmp_path: Path) -> None:
+    """SIGKILL a concurrency-32 run three times while answers pour into the cache: the SQLite file stays
+    intact, no killed run re-sends what was cached when it started, and the final rerun sends exactly
+    the missing clips."""
+    n = 400
+    paths = write_clips(tmp_path / "clips", n)
+    every = {sha_of(p) for p in paths}
+    cache_dir = tmp_path / "cache"
+    db = db_path(cache_dir)
+    history = []
+    with stt_frames.serve_local(latency=0.01) as url:
+        for k, grow_by in enumerate((40, 70, 100)):
+            cached_before = cached_hashes(db) if db.exists() else Counter()
+            stats_before = wait_idle(url)
+            child = start_child(paths, url, cache_dir, tmp_path, f"killed{k}", concurrency=32)
+            deadline = time.monotonic() + 60
+            while count_entries(db) < len(cached_before) + grow_by and child.poll() is None:
+                assert time.monotonic() < deadline, "the child stored nothing"
+                time.sleep(0.002)
+            child.kill()
+            child.communicate(timeout=30)
+            assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+            assert integrity(db) == "ok"
+            cached_after = cached_hashes(db)
+            sent = stats_delta(wait_idle(url), stats_before, "requests")
+            history.append((len(cached_before), len(cached_after), sum(sent.values())))
+            assert set(cached_after.values()) == {1}  # one answer per clip, never two
+            assert set(cached_before) < set(cached_after) < every
+            assert not set(sent) & set(cached_before), "a killed run re-sent a clip that was already cached"
+            assert set(sent.values()) == {1}  # and sent each clip once
+            assert set(cached_after) - set(cached_before) <= set(sent)
+        survived = set(cached_hashes(db))
+        stats_before = wait_idle(url)
+        df = pd.DataFrame({"path": paths})
+        client = stt_frames.Client(base_url=url)
+        out = stt_frames.transcribe_column(
+            df, model="fake/echo", client=client, cache=cache_dir, concurrency=32, progress=False
+        )
+        sent = stats_delta(wait_idle(url), stats_before, "requests")
+    print("kills (cached before, cached after, sent):", history, "rerun sent:", sum(sent.values()))
+    assert out["error"].isna().all() and out["text"].notna().all()
+    assert sum(sent.values()) == n - len(survived)  # exact: the missing clips, each once
+    assert set(sent) == every - survived
+    assert int(out["cached"].sum()) == len(survived)
+    assert set(out.loc[out["cached"].astype(bool), "path"].map(sha_of)) == survived
+    assert integrity(db) == "ok" and set(cached_hashes(db)) == every
+
+
+# --------------------------------------------------------------------------- a shared cache
+
+
+def test_two_processes_share_one_cache_at_the_same_time(tmp_path: Path) -> None:
+    """Two processes, overlapping DataFrames, one brand-new cache, started at the same instant."""
+    paths = write_clips(tmp_path / "clips", 240)
+    overlap, only_a, only_b = paths[:120], paths[120:180], paths[180:]
+    rows_a = overlap + only_a
+    rows_b = overlap[::2] + only_b + overlap[1::2]  # half the overlap raced head-on, half met later
+    cache_dir = tmp_path / "shared-cache"  # does not exist yet: both create it
+    go = tmp_path / "go"
+    with stt_frames.serve_local(latency=0.01) as url:
+        children = [
+            start_child(rows_a, url, cache_dir, tmp_path, "a", concurrency=16, go=go),
+            start_child(rows_b, url, cache_dir, tmp_path, "b", concurrency=16, go=go),
+        ]
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        go.touch()
+        results = [child.communicate(timeout=60) for child in children]
+        for child, (stdout, stderr) in zip(children, results, strict=True):
+            assert child.returncode == 0, stderr[-2000:]
+            assert json.loads(stdout)["errors"] == 0, stdout
+        billed = Counter(wait_idle(url)["billed"])
+        before_third = local_server.get_stats(url)["total_requests"]
+        third = stt_frames.transcribe_column(
+            pd.DataFrame({"path": rows_b}),
+            model="fake/echo",
+            client=stt_frames.Client(base_url=url),
+            cache=cache_dir,
+            progress=False,
+        )
+        after_third = local_server.get_stats(url)["total_requests"]
+    db = db_path(cache_dir)
+    assert integrity(db) == "ok"
+    entries = cached_hashes(db)
+    assert set(entries) == {sha_of(p) for p in paths} and set(entries.values()) == {1}
+    out_a = stt_frames.read_results(tmp_path / "a.parquet")
+    out_b = stt_frames.read_results(tmp_path / "b.parquet")
+    for out, rows in ((out_a, rows_a), (out_b, rows_b)):
+        assert list(out["path"]) == rows
+        assert out["error"].isna().all() and out["text"].notna().all()
+    text_a = dict(zip(out_a["path"], out_a["text"], strict=True))
+    assert all(text_a[p] == t for p, t in zip(out_b["path"], out_b["text"], strict=True) if p in text_a)
+    twice = sum(billed[sha_of(p)] == 2 for p in overlap)
+    print(f"shared cache: {twice} of {len(overlap)} overlapping clips were sent by both processes")
+    assert all(1 <= billed[sha_of(p)] <= 2 for p in overlap)
+    assert all(billed[sha_of(p)] == 1 for p in only_a + only_b)
+    assert third["cached"].all() and after_third == before_third  # the third run sends nothing
+
+
+def test_many_processes_create_one_cache_at_the_same_instant(tmp_path: Path) -> None:
+    """Regression: ``PRAGMA journal_mode=WAL`` answers "database is locked" at once (no busy wait) while
+    another process creates the same file; two notebooks starting on a fresh cache must both work."""
+    script = HERE / "reliability_open_cache.py"
+    outcomes: Counter[str] = Counter()
+    for round_ in range(10):
+        cache_dir, go = tmp_path / f"fresh{round_}", tmp_path / f"go{round_}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(cache_dir), str(go), f"p{i}"],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=HERE.parent,
+            )
+            for i in range(4)
+        ]
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        for proc in procs:
+            stdout, _ = proc.communicate(timeout=60)
+            outcomes[stdout.strip().replace(str(tmp_path), "<tmp>")] += 1
+        assert integrity(db_path(cache_dir)) == "ok"
+    assert outcomes == {"ok": 40}, outcomes
