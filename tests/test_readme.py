@@ -1,0 +1,88 @@
+"""The README stays true: its Python blocks and ``stt-frames`` commands run, offline, as the README says.
+
+They run against the local server through ``OPENROUTER_BASE_URL`` with OpenRouter model ids swapped for
+``fake/echo`` (the offline recipe the README gives), in a scratch folder that has ``data/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import stt_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+# OpenRouter ids (and, to keep the suite quick, the slower local model) become the instant fake engine
+SWAPS = re.compile(r"openai/whisper-(?:large-v3|1)|local/pocketsphinx-fast")
+
+
+def _blocks(lang: str) -> list[str]:
+    """The bodies of the README's fenced blocks whose info string is ``lang``."""
+    blocks, current, info = [], None, ""
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, info = [], line[3:].strip()
+            else:
+                if info == lang:
+                    blocks.append("\n".join(current) + "\n")
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def _offline(text: str) -> str:
+    return SWAPS.sub("fake/echo", text)
+
+
+@pytest.fixture(scope="module")
+def offline_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
+    work = tmp_path_factory.mktemp("readme")
+    (work / "data").symlink_to(ROOT / "data")
+    with stt_frames.serve_local() as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
+        env.update(OPENROUTER_BASE_URL=url, STT_FRAMES_CACHE_DIR=str(work / "cache"), PYTHONPATH=str(ROOT))
+        yield work, env
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    first = _blocks("")[0]
+    assert first.splitlines()[0].startswith("make demo") and first.splitlines()[1].startswith("make test")
+
+
+def test_python_blocks_run(offline_env: tuple[Path, dict[str, str]]) -> None:
+    work, env = offline_env
+    blocks = _blocks("python")
+    assert len(blocks) >= 5
+    script = "\n\n".join(_offline(b) for b in blocks)
+    script = "import matplotlib\nmatplotlib.use('Agg')\n" + script + "\nprint('README-OK', len(out))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "README-OK" in proc.stdout
+    assert (work / "transcripts.parquet").exists() and (work / "runs").is_dir()
+
+
+def _cli_commands() -> list[str]:
+    lines = [ln.split("#")[0].strip() for b in _blocks("") for ln in b.splitlines()]
+    return [ln for ln in lines if ln.startswith("stt-frames ") and not ln.startswith("stt-frames serve")]
+
+
+@pytest.mark.parametrize("command", _cli_commands())
+def test_cli_commands_run(command: str, offline_env: tuple[Path, dict[str, str]]) -> None:
+    work, env = offline_env
+    exe = Path(sys.executable).parent / "stt-frames"
+    argv = [str(exe), *shlex.split(_offline(command))[1:]]
+    proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (command, proc.stderr[-2000:])
