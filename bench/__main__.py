@@ -107,6 +107,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"## {module}", ""]
         if section.get("doc"):
             lines += [section["doc"], ""]
+        if section.get("columns"):
+            lines += [f"- `{k}`: {v}" for k, v in section["columns"].items()] + [""]
         if section.get("error"):
             lines += ["**Failed:**", "", "```", section["error"].rstrip(), "```", ""]
         rows = section["rows"]
@@ -148,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in modules:
         started = time.perf_counter()
-        section: dict[str, Any] = {"rows": [], "doc": "", "error": None}
+        section: dict[str, Any] = {"rows": [], "doc": "", "columns": {}, "error": None}
         try:
             mod = importlib.import_module(name)
-            section["doc"] = (mod.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            section["doc"] = (mod.__doc__ or "").strip().replace("``", "`")
+            section["columns"] = dict(getattr(mod, "COLUMNS", {}))
             section["rows"] = [{**row, "module": name} for row in mod.run(quick=args.quick)]
         except Exception:
             failed = True

@@ -43,7 +43,6 @@ import stt_frames
 from stt_frames._http import build_body
 from stt_frames.audio import read_audio
 
-MODEL = "bench/latency"
 #: (name, latency in seconds, requests in flight, requests in the full run)
 SCENARIOS: tuple[tuple[str, float, int, int], ...] = (
     ("latency 0.2 s, 128 in flight", 0.2, 128, 2000),
@@ -53,6 +52,16 @@ QUICK_N = 500
 #: Runs per client and scenario (the median is reported); a client slower than SLOW_RUN is run once.
 REPEATS = 5
 SLOW_RUN = 15.0
+#: What the columns of the results table mean (shown under the table's heading in results.md).
+COLUMNS = {
+    "seconds": f"median wall time of the runs (each client runs {REPEATS} times, interleaved; a run over "
+    f"{SLOW_RUN:.0f} s is not repeated)",
+    "rps": "requests per second at the median time",
+    "pct_of_ideal": "ideal time / measured time (the 90% target applies here)",
+    "pct_of_raw_aiohttp": "raw aiohttp's median time / measured time",
+    "best_s": "the fastest run (the machine is shared: the best run is the least disturbed one)",
+    "client_cpu_us_per_req": "CPU time of the client process per request, median over runs, in microseconds",
+}
 #: No single run may take longer than this; a run cut off is reported with what it completed.
 RUN_BUDGET = 120.0
 
@@ -87,8 +96,40 @@ def start_latency_server(latency: float) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-#: Swap point for the server (a context manager taking the latency and yielding the base URL).
-SERVER = start_latency_server
+@contextlib.contextmanager
+def start_project_server(latency: float) -> Iterator[str]:
+    """Start the project's own ``stt-frames serve --latency`` (model ``fake/echo``); yield its base URL."""
+    exe = Path(sys.executable).with_name("stt-frames")
+    cmd = [str(exe), "serve", "--port", "0", "--latency", str(latency), "--log-level", "critical"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        if "serving http" not in line:
+            raise RuntimeError(f"stt-frames serve did not start (said {line!r}, exit code {proc.poll()})")
+        yield line.split("serving ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+#: The servers to measure against: name -> (start(latency) yielding the base URL, the model id to send).
+#: Choose with the environment variable STT_BENCH_SERVER (default: the minimal aiohttp server, which costs
+#: the least CPU; on a 2-CPU machine a heavier server competes with the client for the second CPU).
+SERVERS: dict[str, tuple[Callable[[float], contextlib.AbstractContextManager[str]], str]] = {
+    "aiohttp": (start_latency_server, "bench/latency"),
+    "stt-frames": (start_project_server, "fake/echo"),
+}
+SERVER_NAME = os.environ.get("STT_BENCH_SERVER", "aiohttp")
+
+
+def _model() -> str:
+    return SERVERS[SERVER_NAME][1]
 
 
 # --------------------------------------------------------------------------- the clips
@@ -154,10 +195,10 @@ def _check(payload: Any) -> None:
 
 async def run_stt_frames(url: str, paths: list[Path], bodies: list[bytes], c: int) -> Outcome:
     async with stt_frames.AsyncClient(base_url=url, api_key=None, max_retries=0) as client:
-        await client.transcribe(paths[0], model=MODEL)  # warm-up: lazy imports, session creation
+        await client.transcribe(paths[0], model=_model())  # warm-up: lazy imports, session creation
 
         async def one(i: int) -> None:
-            t = await client.transcribe(paths[i], model=MODEL)
+            t = await client.transcribe(paths[i], model=_model())
             _check({"text": t.text})
 
         return await _drive(len(paths), c, one)
@@ -235,7 +276,8 @@ def _scenario(name: str, latency: float, c: int, paths: list[Path], bodies: list
     ideal = n * latency / c if latency > 0 else None
     runs: dict[str, list[Outcome]] = {label: [] for label, _, _ in CLIENTS}
     loads = [_load()]
-    with SERVER(latency) as url:
+    start, _ = SERVERS[SERVER_NAME]
+    with start(latency) as url:
         for repeat in range(REPEATS):  # interleaved, so that a busy moment on the machine hits every client
             for label, runner, _ in CLIENTS:
                 previous = runs[label]
@@ -265,6 +307,7 @@ def _scenario(name: str, latency: float, c: int, paths: list[Path], bodies: list
             notes.append(f"median {verdict} the 90%-of-ideal target (best run {100 * ideal / best:.0f}%)")
         if label == OURS:
             notes.append(load_note)
+            notes.append(f"server: {SERVER_NAME}")
         rows.append(
             {
                 "scenario": name,
@@ -310,7 +353,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="stt-bench-") as tmp:
         n_max = QUICK_N if quick else max(s[3] for s in SCENARIOS)
         paths = make_clips(Path(tmp), n_max)
-        bodies = [build_body(read_audio(p), model=MODEL) for p in paths]
+        bodies = [build_body(read_audio(p), model=_model()) for p in paths]
         _log(f"{n_max} clips of {paths[0].stat().st_size} bytes; request bodies of {len(bodies[0])} bytes")
         for name, latency, c, n in SCENARIOS:
             n = QUICK_N if quick else n
