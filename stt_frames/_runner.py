@@ -365,6 +365,8 @@ class Runner:
                     )
                 except CacheError as exc:
                     result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
+                    # the text is kept, but the row must not count among those stored in the cache
+                    result = replace(result, error=f"answered but not stored: {exc}", exception=exc)
                     self._finish(item.rows, result)
                     future.set_result(result)
                     self.stopped = True

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -147,6 +148,14 @@ def _enable_wal(db: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def _nearly_full(folder: Path) -> bool:
+    """Whether the filesystem of ``folder`` has less than 1 MB free."""
+    try:
+        return shutil.disk_usage(folder).free < 1_000_000
+    except OSError:
+        return False
+
+
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many ran.
 MIGRATIONS: Final = (_m001_initial,)
 
@@ -207,6 +216,8 @@ class Cache:
         text = str(exc)
         if "full" in text:
             hint = "free disk space, then rerun: finished rows already stored are kept"
+        elif _nearly_full(self.path.parent):  # SQLite says "disk I/O error" when it cannot grow its -shm file
+            hint = "the disk is full: free disk space, then rerun: finished rows already stored are kept"
         elif "readonly" in text or "read-only" in text or "unable to open" in text:
             hint = f"the cache is not writable; {hint}"
         return CacheError(f"cannot {action} the cache {self.path}: {text}; {hint}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -26,7 +27,7 @@ from ._limits import Budget
 from ._progress import Progress
 from ._runner import RowResult, RunAborted, Runner
 from ._settings import resolve_settings
-from .cache import Cache
+from .cache import Cache, CacheError
 from .client import AsyncClient, Client
 from .errors import STTError
 from .results import RESULT_COLUMNS, write_results
@@ -189,7 +190,9 @@ async def atranscribe_column(
             await aclient.aclose()
         if store is not None:
             if isinstance(cache, Cache):
-                store.flush_file_hashes()
+                # as in Cache.close(): a lost file hash costs a re-hash; never let it hide the run's result or error
+                with contextlib.suppress(CacheError):
+                    store.flush_file_hashes()
             else:
                 store.close()
     out = _assemble(df, runner.results, prefix, "not run")

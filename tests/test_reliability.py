@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import hashlib
 import io
 import json
 import logging
+import os
 import random
 import signal
 import sqlite3
@@ -25,6 +27,7 @@ import threading
 import time
 import wave
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ import pytest
 
 import stt_frames
 from stt_frames import local_server, retry
-from stt_frames.cache import CACHE_FILENAME
+from stt_frames.cache import CACHE_FILENAME, Cache, CacheError
 
 pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
 
@@ -463,3 +466,107 @@ def test_many_processes_create_one_cache_at_the_same_instant(tmp_path: Path) -> 
             outcomes[stdout.strip().replace(str(tmp_path), "<tmp>")] += 1
         assert integrity(db_path(cache_dir)) == "ok"
     assert outcomes == {"ok": 40}, outcomes
+
+
+# --------------------------------------------------------------------------- a full disk, a read-only cache
+
+
+@contextlib.contextmanager
+def tiny_filesystem(where: Path, size: str, *options: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where`` (root only); skips the test when it cannot be mounted."""
+    where.mkdir(parents=True, exist_ok=True)
+    opts = ",".join((f"size={size}", *options))
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
+    except FileNotFoundError:
+        pytest.skip("no mount command: cannot make a small filesystem")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); needs root")
+    try:
+        yield where
+    finally:
+        gc.collect()  # close SQLite connections left to the garbage collector
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the filesystem of ``folder`` until ``leave`` bytes are free."""
+    st = os.statvfs(folder)
+    (folder / "filler").write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+
+
+@pytest.mark.parametrize("given", ["path", "Cache object"])
+def test_disk_full_mid_run_is_a_clear_error_and_loses_nothing(tmp_path: Path, given: str) -> None:
+    """The cache's disk fills up during a run: CacheError saying so, finished rows stay cached, the
+    partial result accounts for every row, and once space is freed the rerun sends only what is missing."""
+    paths = write_clips(tmp_path / "clips", 60)
+    df = pd.DataFrame({"path": paths})
+    with (
+        tiny_filesystem(tmp_path / "small", "256k") as small,
+        stt_frames.serve_local() as url,
+    ):
+        client = stt_frames.Client(base_url=url)
+
+        def run(frame: pd.DataFrame) -> pd.DataFrame:
+            cache = Cache(small) if given == "Cache object" else small
+            try:
+                return stt_frames.transcribe_column(
+                    frame, model="fake/echo", client=client, cache=cache, progress=False, concurrency=4
+                )
+            finally:
+                if isinstance(cache, Cache):
+                    cache.close()
+
+        run(df.head(3))  # finished before the disk fills
+        before = set(cached_hashes(db_path(small)))
+        fill(small, leave=60_000)
+        with pytest.raises(CacheError) as info:
+            run(df)
+        message = str(info.value)
+        partial = info.value.partial  # type: ignore[attr-defined]
+        stored = set(cached_hashes(db_path(small)))
+        sent = sum(local_server.get_stats(url)["billed"].values())
+        print(f"disk full: {message}")
+        assert "database or disk is full" in message and "free disk space" in message
+        assert "finished rows already stored are kept" in message
+        assert before <= stored and len(stored) > len(before)  # some rows of this run were stored too
+        shas = [sha_of(p) for p in paths]
+        claimed = [sha for sha, e, t in zip(shas, partial["error"], partial["text"], strict=True) if pd.isna(e)]
+        assert all(pd.notna(t) for t, e in zip(partial["text"], partial["error"], strict=True) if pd.isna(e))
+        assert set(claimed) <= stored, "a row reported as finished is not in the cache"
+        assert f"; {len(claimed)} finished rows are stored in the cache" in message
+        for sha, text, error in zip(shas, partial["text"], partial["error"], strict=True):
+            if sha in stored:
+                assert pd.notna(text)
+            elif pd.notna(text):  # answered but not stored: the row says why
+                assert "cannot write to the cache" in error
+            else:
+                assert error.startswith("not run")
+        # free the space: the rerun sends exactly what is not in the cache, and every row ends with text
+        (small / "filler").unlink()
+        subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)  # room for the WAL to grow
+        out = run(df)
+        resent = sum(local_server.get_stats(url)["billed"].values()) - sent
+    assert out["error"].isna().all() and out["text"].notna().all()
+    assert resent == len(set(shas) - stored)
+    assert int(out["cached"].sum()) == sum(sha in stored for sha in shas)
+
+
+def test_disk_already_full_says_so_before_sending_anything(tmp_path: Path) -> None:
+    paths = write_clips(tmp_path / "clips", 5)
+    with tiny_filesystem(tmp_path / "small", "128k") as small, stt_frames.serve_local() as url:
+        Cache(small).close()  # an existing cache, on a disk that is now full
+        fill(small, leave=0)
+        with pytest.raises(CacheError) as info:
+            stt_frames.transcribe_column(
+                pd.DataFrame({"path": paths}),
+                model="fake/echo",
+                client=stt_frames.Client(base_url=url),
+                cache=small,
+                progress=False,
+            )
+        requests = local_server.get_stats(url)["total_requests"]
+    print(f"disk already full: {info.value}")
+    assert str(small) in str(info.value) and "disk is full" in str(info.value)
+    assert requests == 0
