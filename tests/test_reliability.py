@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import gc
 import hashlib
 import io
@@ -27,15 +28,17 @@ import threading
 import time
 import wave
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from scripted_server import Reply, ScriptedServer, serve_in_thread
 
 import stt_frames
-from stt_frames import local_server, retry
+from stt_frames import errors, local_server, retry
 from stt_frames.cache import CACHE_FILENAME, Cache, CacheError
 
 pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
@@ -570,3 +573,169 @@ def test_disk_already_full_says_so_before_sending_anything(tmp_path: Path) -> No
     print(f"disk already full: {info.value}")
     assert str(small) in str(info.value) and "disk is full" in str(info.value)
     assert requests == 0
+
+
+def test_read_only_cache_is_a_clear_error_before_anything_is_sent(tmp_path: Path) -> None:
+    """A cache on a filesystem remounted read-only (chmod does not stop root; a read-only mount does)."""
+    paths = write_clips(tmp_path / "clips", 4)
+    df = pd.DataFrame({"path": paths})
+    with tiny_filesystem(tmp_path / "ro", "8m") as ro, stt_frames.serve_local() as url:
+        client = stt_frames.Client(base_url=url)
+        stt_frames.transcribe_column(df.head(2), model="fake/echo", client=client, cache=ro, progress=False)
+        sent = local_server.get_stats(url)["total_requests"]
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True, text=True)
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+        with pytest.raises(OSError, match="Read-only"):
+            (ro / "probe").write_text("x")  # the mount really is read-only, even for root
+        with pytest.raises(CacheError) as info:
+            stt_frames.transcribe_column(df, model="fake/echo", client=client, cache=ro, progress=False)
+        after = local_server.get_stats(url)["total_requests"]
+    print(f"read-only cache: {info.value}")
+    assert str(ro) in str(info.value) and "not writable" in str(info.value)
+    assert "cache=False" in str(info.value)  # says how to go on without it
+    assert after == sent  # refused before any request: nothing paid for and then lost
+
+
+def test_cache_dir_under_a_regular_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("STT_FRAMES_CACHE_DIR", str(blocker / "cache"))
+    with stt_frames.serve_local() as url:
+        with pytest.raises(CacheError, match="cannot create the cache directory") as info:
+            stt_frames.transcribe_column(
+                pd.DataFrame({"path": write_clips(tmp_path / "clips", 2)}),
+                model="fake/echo",
+                client=stt_frames.Client(base_url=url),
+                progress=False,
+            )
+        assert local_server.get_stats(url)["total_requests"] == 0
+    assert "STT_FRAMES_CACHE_DIR" in str(info.value) and str(blocker) in str(info.value)
+
+
+# --------------------------------------------------------------------------- bad inputs, bad answers
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad row or bad answer: the cell value (built in a temp dir), the server's scripted replies
+    (none: the real local server answers), the text expected in ``error``, and the exception on_error="raise" gives."""
+
+    value: Callable[[Path], Any]
+    error: str
+    exc: type[Exception]
+    replies: tuple[Reply, ...] = ()
+
+
+def _file(name: str, content: bytes) -> Callable[[Path], str]:
+    def make(tmp: Path) -> str:
+        (tmp / name).write_bytes(content)
+        return str(tmp / name)
+
+    return make
+
+
+def _clip(tmp: Path) -> str:
+    return _file("fresh.wav", make_clip(99))(tmp)
+
+
+HTML = b"<!DOCTYPE html><html><body>Sign in</body></html>"
+BAD: dict[str, Bad] = {
+    "nan": Bad(lambda t: float("nan"), "missing value (None/NaN) instead of a path", errors.AudioError),
+    "none": Bad(lambda t: None, "missing value (None/NaN) instead of a path", errors.AudioError),
+    "pd.NA": Bad(lambda t: pd.NA, "missing value (None/NaN) instead of a path", errors.AudioError),
+    "int": Bad(lambda t: 42, "expected a path to an audio file, got int: 42", errors.AudioError),
+    "blank": Bad(lambda t: "  ", "empty or non-text path", errors.AudioError),
+    "missing": Bad(lambda t: str(t / "nope.wav"), "nope.wav: file not found", errors.AudioError),
+    "directory": Bad(lambda t: str(t), "is a directory, not an audio file", errors.AudioError),
+    "empty": Bad(_file("empty.wav", b""), "empty.wav: file is empty", errors.AudioError),
+    "extension": Bad(_file("notes.txt", b"hello"), "unsupported file extension '.txt'", errors.AudioError),
+    "lying-extension": Bad(_file("clip.mp3", make_clip(7)), "labelled mp3 but the bytes are wav", errors.AudioError),
+    "not-audio": Bad(_file("text.wav", b"just text " * 20), "not a recognisable wav file", errors.AudioError),
+    "too-large": Bad(_file("big.wav", make_clip(8, seconds=4.0)), "over the 0.1 MB limit", errors.AudioError),
+    "undecodable": Bad(
+        _file("garbage.wav", b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" * 4),
+        "400: input_audio.data cannot be decoded as wav",
+        errors.BadRequestError,
+    ),
+    "html-200": Bad(
+        _clip, "HTML page instead of JSON", errors.MalformedResponseError, (Reply.raw(200, HTML, "text/html"),)
+    ),
+    "cut-json-200": Bad(
+        _clip,
+        "cut-off or invalid JSON",
+        errors.MalformedResponseError,
+        (Reply.raw(200, b'{"text": "hel', "application/json"),),
+    ),
+    "no-text-200": Bad(_clip, "no 'text' field", errors.MalformedResponseError, (Reply.json({"transcript": "hi"}),)),
+    "usage-type-200": Bad(
+        _clip,
+        "usage.cost should be a number, got str",
+        errors.MalformedResponseError,
+        (Reply.json({"text": "hi", "usage": {"cost": "0.01"}}),),
+    ),
+    "empty-200": Bad(
+        _clip, "empty body instead of JSON", errors.MalformedResponseError, (Reply.raw(200, b"", "application/json"),)
+    ),
+    "html-502-retried": Bad(
+        _clip,
+        "502: the server answered 502 with an HTML page",
+        errors.BadGatewayError,
+        (Reply.raw(502, HTML, "text/html"),) * 3,
+    ),
+    "429-retried": Bad(
+        _clip,
+        "429: slow down",
+        errors.RateLimitError,
+        (Reply.error(429, "slow down", headers={"retry-after-ms": "10"}),) * 3,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[tuple[ScriptedServer, str]]:
+    app = ScriptedServer()
+    with serve_in_thread(app) as url:
+        yield app, url
+
+
+@pytest.fixture(scope="module")
+def local_url() -> Iterator[str]:
+    with stt_frames.serve_local() as url:
+        yield url
+
+
+@pytest.mark.usefixtures("fast_backoff")
+@pytest.mark.parametrize("on_error", ["record", "raise"])
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_rows_and_bad_answers(
+    case: str, on_error: str, tmp_path: Path, scripted: tuple[ScriptedServer, str], local_url: str
+) -> None:
+    bad = BAD[case]
+    app, scripted_url = scripted
+    app.reset()
+    app.script(*bad.replies)
+    url = scripted_url if bad.replies else local_url
+    good = _file("good.wav", make_clip(1))(tmp_path)
+    df = pd.DataFrame({"path": [bad.value(tmp_path), good]}, index=["bad", "good"])
+    client = stt_frames.Client(base_url=url, max_retries=2, max_audio_bytes=100_000)
+    run = functools.partial(
+        stt_frames.transcribe_column, df, model="fake/echo", client=client, progress=False, concurrency=1
+    )
+    if on_error == "raise":
+        with pytest.raises(bad.exc) as info:
+            run(on_error="raise")
+        assert bad.error in str(info.value)
+        partial = info.value.partial  # type: ignore[attr-defined]
+        assert bad.error in partial.loc["bad", "error"] and pd.isna(partial.loc["bad", "text"])
+        return
+    out = run()
+    error = out.loc["bad", "error"]
+    assert isinstance(error, str) and bad.error in error, error
+    for column in ("text", "seconds", "cost", "input_tokens", "latency_s"):
+        assert pd.isna(out.loc["bad", column]), column
+    assert not out.loc["bad", "cached"]
+    assert pd.isna(out.loc["good", "error"]) and isinstance(out.loc["good", "text"], str)  # the run went on
+    if bad.replies:
+        assert len(app.requests) == len(bad.replies) + 1  # retried exactly as often as scripted, then the good row
+        assert app.pending == 0
