@@ -15,6 +15,8 @@ Clients, each sending the same one-second 16 kHz WAV clips (32 kB, base64 in a J
   transport costs by itself, without the client's own per-request work.
 - ``httpx.AsyncClient``: plain httpx, ``limits=httpx.Limits(max_connections=C)`` (httpx keeps at most 20
   idle connections alive by default), prebuilt bodies; and the same with ``max_keepalive_connections=C``.
+- the client's own per-request work (read, check, encode the file; parse the answer) over raw aiohttp, without
+  httpx: what taking httpx out of the hot path would give.
 - ``aiohttp.ClientSession``: raw aiohttp, ``TCPConnector(limit=C)``, prebuilt bodies.
 """
 
@@ -41,7 +43,8 @@ import httpx
 
 import stt_frames
 from stt_frames._http import build_body
-from stt_frames.audio import read_audio
+from stt_frames.audio import prepare_audio, read_audio
+from stt_frames.models import Transcription
 
 #: (name, latency in seconds, requests in flight, requests in the full run)
 SCENARIOS: tuple[tuple[str, float, int, int], ...] = (
@@ -245,6 +248,23 @@ async def run_aiohttp(url: str, paths: list[Path], bodies: list[bytes], c: int) 
         return await _drive(len(bodies), c, one)
 
 
+async def run_stt_frames_over_aiohttp(url: str, paths: list[Path], bodies: list[bytes], c: int) -> Outcome:
+    """The client's own per-request work (read, check, encode, parse) over raw aiohttp: no httpx at all."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    endpoint = f"{url}/audio/transcriptions"
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c), timeout=timeout) as session:
+
+        async def one(i: int) -> None:
+            body = build_body(prepare_audio(paths[i]), model=_model())
+            async with session.post(endpoint, data=body, headers=headers) as r:
+                r.raise_for_status()
+                Transcription.from_json(json.loads(await r.read()))
+
+        await one(0)
+        return await _drive(len(paths), c, one)
+
+
 CLIENTS: tuple[tuple[str, Callable[[str, list[Path], list[bytes], int], Awaitable[Outcome]], str], ...] = (
     ("stt_frames.AsyncClient (aiohttp transport)", run_stt_frames, "paths in: reads, checks, encodes per request"),
     (
@@ -254,6 +274,11 @@ CLIENTS: tuple[tuple[str, Callable[[str, list[Path], list[bytes], int], Awaitabl
     ),
     ("httpx.AsyncClient (max_connections=C)", _httpx_runner(False), "httpx's own pool; keeps 20 idle connections"),
     ("httpx.AsyncClient (max_connections=C, keepalive=C)", _httpx_runner(True), "httpx's own pool"),
+    (
+        "stt_frames request code over raw aiohttp",
+        run_stt_frames_over_aiohttp,
+        "paths in, like the first row, but no httpx: what dropping httpx from the hot path would give",
+    ),
     ("aiohttp.ClientSession (raw)", run_aiohttp, "the practical ceiling"),
 )
 OURS = CLIENTS[0][0]
