@@ -131,6 +131,9 @@ def parse_response(response: httpx.Response, settings: Settings) -> Transcriptio
             status=response.status_code,
             body=settings.redact(_snippet(content, 500)),
         ) from None
+    if settings.api_key and settings.api_key.encode() in content:
+        # a server that echoes the key: never keep it (Transcription.raw goes to the cache on disk)
+        payload = json.loads(settings.redact(json.dumps(payload)))
     try:
         return Transcription.from_json(payload)
     except MalformedResponseError as exc:
