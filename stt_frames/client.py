@@ -186,7 +186,11 @@ class Client(_BaseClient):
             max_audio_bytes=max_audio_bytes,
             on_retry=on_retry,
         )
-        self._http = httpx.Client(transport=transport, timeout=self._settings.timeout, headers=self._settings.headers())
+        # An http proxy from the environment would get the key in clear: plain http is for loopback servers only.
+        trust_env = self._endpoint.scheme == "https"
+        self._http = httpx.Client(
+            transport=transport, timeout=self._settings.timeout, headers=self._settings.headers(), trust_env=trust_env
+        )
 
     def transcribe(
         self,
@@ -297,6 +301,9 @@ class AsyncClient(_BaseClient):
             from httpx_aiohttp import AiohttpTransport
 
             transport = AiohttpTransport(limits=limits)
+        self._transport = transport
+        self._request_headers = httpx.Headers(self._settings.headers())
+        self._timeout_ext = self._settings.timeout.as_dict()
         self._http = httpx.AsyncClient(
             transport=transport, timeout=self._settings.timeout, headers=self._settings.headers(), limits=limits
         )
@@ -353,7 +360,7 @@ class AsyncClient(_BaseClient):
         while True:
             headers: Mapping[str, str] | None = None
             try:
-                response = await self._http.post(self._endpoint, content=body)
+                response = await self._post(body)
                 headers = response.headers
                 return self._outcome(response)
             except httpx.TransportError as exc:
@@ -365,6 +372,28 @@ class AsyncClient(_BaseClient):
                 raise err
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def _post(self, body: bytes) -> httpx.Response:
+        """One POST straight through the transport, read to the end.
+
+        httpx's request and response types and transports are kept; its client-level machinery (auth
+        flows, redirects, cookies, event hooks), which a JSON POST with a bearer header does not use,
+        is skipped: that is about 200 microseconds a request, the difference between 87 % and 90 % of
+        ideal throughput with 128 requests in flight (``bench/client_throughput.py``).
+        """
+        request = httpx.Request(
+            "POST",
+            self._endpoint,
+            headers=self._request_headers,
+            content=body,
+            extensions={"timeout": self._timeout_ext},
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def list_models(self) -> list[dict[str, Any]]:
         """The speech-to-text models the server lists."""
