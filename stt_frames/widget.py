@@ -492,7 +492,7 @@ class TranscribeWidget(widgets.VBox):
 
     def close(self) -> None:
         """Close the widget (and the client it made)."""
-        if self._own_client:
+        if getattr(self, "_own_client", False):  # False when __init__ failed early (ipywidgets' __del__ calls this)
             self._client.close()
         super().close()
 

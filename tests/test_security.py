@@ -11,15 +11,23 @@ server's own key check; and the local server's body limit is enforced without bu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import ipywidgets
 import pandas as pd
 import pytest
 from scripted_server import RecordedRequest, Reply, ScriptedServer, serve_in_thread
@@ -289,3 +297,394 @@ def test_the_key_is_in_nothing_the_user_sees_or_keeps(
 #: (where the key always is) are not logged; a server that echoes the key in a response header gets it
 #: logged. Not ours to fix: it needs DEBUG on httpcore and a server that echoes the key in a header.
 HTTPCORE_RESPONSE_HEADERS = "httpcore.http11 DEBUG receive_response_headers.complete"
+
+
+# --------------------------------------------------------------------------- the widget and the CLI
+
+
+def walk(widget: ipywidgets.Widget, seen: set[str] | None = None) -> Iterator[ipywidgets.Widget]:
+    """The widget and every widget reachable from its traits (children, layout, style ...)."""
+    seen = set() if seen is None else seen
+    if widget.model_id in seen:
+        return
+    seen.add(widget.model_id)
+    yield widget
+    for name in widget.keys:
+        value = getattr(widget, name)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, ipywidgets.Widget):
+                yield from walk(item, seen)
+
+
+def widget_state(widget: ipywidgets.Widget) -> tuple[int, str]:
+    """How many widgets were walked, and everything the front end would be sent, as one string."""
+    parts = []
+    for w in walk(widget):
+        parts.append(json.dumps(w.get_state(), default=lambda v: bytes(v).decode("latin-1")))
+        parts.append(repr(w))
+    return len(parts) // 2, "\n".join(parts)
+
+
+#: What the widget meets, in turn (the widget's own client retries 5 times: retried replies come 6 times).
+WIDGET_CASES = ("200-echo-in-extra-fields", "400", "401", "500-after-retries", "502-html-after-retries",
+                "200-cut-json", "200-no-text", "200-html")  # fmt: skip
+
+
+@pytest.mark.parametrize("key_from", ["argument", "environment"])
+def test_the_widget_never_holds_the_key(
+    key_from: str, server: tuple[EchoServer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, debug_logs: _Capture
+) -> None:
+    app, url = server
+    options: dict[str, Any] = {"api_key": CANARY} if key_from == "argument" else {}
+    if key_from == "environment":
+        monkeypatch.setenv("OPENROUTER_API_KEY", CANARY)
+    w = stt_frames.TranscribeWidget(
+        base_url=url, models=["fake/echo"], model="fake/echo", cache=tmp_path / "cache", data_dir=tmp_path, **options
+    )
+    try:
+        for i, case in enumerate(WIDGET_CASES):
+            replies = CASES[case].replies
+            app.script(*(replies * 2 if len(replies) > 1 else replies))
+            w.path.value = str(make_wav(tmp_path / f"clip{i}.wav", tone=i))
+            rows = w.transcribe_now()
+            assert (rows["error"].notna() == (CASES[case].exc is not None)).all(), (case, rows["error"].tolist())
+            walked, state = widget_state(w)
+            assert walked > 20  # the walk reached every child, layout and style
+            assert_clean(f"widget state after {case}", state, rows, w.results, w)
+        assert app.requests and all(r.headers["authorization"] == f"Bearer {CANARY}" for r in app.requests)
+        assert_clean("widget's client", w._client, w._client.settings)
+    finally:
+        w.close()
+    for line in debug_logs.lines:
+        assert not leaks(line), f"the key is in a log record: {_around(line, leaks(line)[0])}"
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("stt-frames")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "stt_frames.cli"]
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
+    return env | {"OPENROUTER_API_KEY": CANARY, "STT_FRAMES_CACHE_DIR": str(tmp_path / "env-cache")} | extra
+
+
+#: One row each, sent in this order (--concurrency 1); the CLI's client retries 5 times.
+CLI_ROWS = ("200-echo-in-extra-fields", "400", "429-after-retries", "502-html-after-retries", "503-text-after-retries",
+            "200-cut-json", "200-html", "200-no-text", "200-usage-wrong-type", "200-empty")  # fmt: skip
+
+
+def test_the_cli_never_prints_or_writes_the_key(server: tuple[EchoServer, str], tmp_path: Path) -> None:
+    app, url = server
+    for case in CLI_ROWS:
+        replies = CASES[case].replies
+        app.script(*(replies * 2 if len(replies) > 1 else replies))
+    clips = [str(make_wav(tmp_path / f"clip{i}.wav", tone=i)) for i in range(len(CLI_ROWS))]
+    table = tmp_path / "in.csv"
+    pd.DataFrame({"path": clips}).to_csv(table, index=False)
+    out, cache = tmp_path / "out.parquet", tmp_path / "cache"
+    args = ("transcribe", str(table), "--model", "fake/echo", "--base-url", url, "--concurrency", "1")
+    done = cli(*args, "--cache-dir", str(cache), "-o", str(out), env=cli_env(tmp_path))
+    assert done.returncode == 1, done.stderr[-2000:]  # finished, some rows failed
+    assert "Bearer ***" in done.stderr  # the echoed key reached the summary, redacted
+    assert app.pending == 0 and all(r.headers["authorization"] == f"Bearer {CANARY}" for r in app.requests)
+    result = stt_frames.read_results(out)
+    assert result["error"].notna().sum() == len(CLI_ROWS) - 1 and result["text"].notna().sum() == 1
+    assert_clean("stt-frames transcribe", done.stdout, done.stderr, result, out.read_bytes())
+    for name, data in files_bytes(cache).items():
+        assert not leaks(data), f"the key is in the cache file {name}"
+    # a rejected key stops the run (exit 3); the message says what to do and still not the key
+    app.reset()
+    app.script(*CASES["401"].replies)
+    refused = cli(*args, "--no-cache", "-o", str(tmp_path / "refused.parquet"), env=cli_env(tmp_path))
+    assert refused.returncode == 3 and "OPENROUTER_API_KEY" in refused.stderr, refused.stderr[-2000:]
+    assert_clean("stt-frames transcribe (401)", refused.stdout, refused.stderr)
+
+
+# --------------------------------------------------------------------------- plain http to another host
+
+
+def non_loopback_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.123", 9))  # TEST-NET-1: routing only
+            address = str(s.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith(("127.", "0.")) else address
+
+
+@pytest.fixture(scope="module")
+def trap() -> Iterator[tuple[ScriptedServer, str]]:
+    """A server on every interface, reached through this machine's non-loopback address: a key sent over
+    plain http to a "remote" host would arrive here."""
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    app = ScriptedServer()
+    with serve_in_thread(app, host="0.0.0.0") as url:  # noqa: S104 - on purpose: reached via the machine's address
+        yield app, f"http://{address}:{httpx.URL(url).port}/api/v1"
+
+
+@pytest.fixture
+def trap_url(trap: tuple[ScriptedServer, str]) -> Iterator[str]:
+    app, url = trap
+    app.reset()
+    yield url
+    assert app.requests == [], f"{len(app.requests)} request(s) reached the non-loopback host"
+
+
+def test_the_trap_is_reachable_without_a_key(trap: tuple[ScriptedServer, str], tmp_path: Path) -> None:
+    """Without a key, plain http anywhere is allowed: the request arrives, so the refusals below mean something."""
+    app, url = trap
+    app.reset()
+    with stt_frames.Client(api_key=None, base_url=url) as client:
+        assert client.transcribe(make_wav(tmp_path / "c.wav"), model="fake/echo").text == "hello world"
+    assert len(app.requests) == 1 and "authorization" not in app.requests[0].headers
+    app.reset()
+
+
+REFUSAL = "refusing to send the API key over plain http"
+
+
+def _refused(exc: BaseException) -> None:
+    assert isinstance(exc, errors.InsecureTransportError) and REFUSAL in str(exc), repr(exc)
+    assert_clean("the refusal", exc)
+
+
+def test_client_and_async_client_refuse(trap_url: str) -> None:
+    for factory in (stt_frames.Client, stt_frames.AsyncClient):
+        with pytest.raises(errors.InsecureTransportError) as info:
+            factory(api_key=CANARY, base_url=trap_url)
+        _refused(info.value)
+
+
+def test_transcribe_column_refuses_with_settings_from_the_environment(
+    trap_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", CANARY)
+    monkeypatch.setenv("OPENROUTER_BASE_URL", trap_url)
+    df = pd.DataFrame({"path": [str(make_wav(tmp_path / "c.wav"))]})
+    with pytest.raises(errors.InsecureTransportError) as info:
+        stt_frames.transcribe_column(df, model="fake/echo", progress=False)
+    _refused(info.value)
+
+    async def in_a_loop() -> None:
+        await stt_frames.atranscribe_column(df, model="fake/echo", progress=False)
+
+    with pytest.raises(errors.InsecureTransportError) as info:
+        asyncio.run(in_a_loop())
+    _refused(info.value)
+
+
+@pytest.mark.parametrize("where", ["--base-url", "OPENROUTER_BASE_URL"])
+def test_the_cli_refuses(where: str, trap_url: str, tmp_path: Path) -> None:
+    table = tmp_path / "in.csv"
+    pd.DataFrame({"path": [str(make_wav(tmp_path / "c.wav"))]}).to_csv(table, index=False)
+    args = ["transcribe", str(table), "--model", "fake/echo", "-o", str(tmp_path / "o.parquet")]
+    env = cli_env(tmp_path)
+    if where == "--base-url":
+        args += ["--base-url", trap_url]
+    else:
+        env["OPENROUTER_BASE_URL"] = trap_url
+    done = cli(*args, env=env)
+    assert done.returncode == 2 and REFUSAL in done.stderr, (done.returncode, done.stderr[-2000:])
+    assert_clean("stt-frames (refused)", done.stdout, done.stderr)
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("key_from", ["argument", "environment"])
+def test_the_widget_refuses(key_from: str, trap_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_BASE_URL", trap_url)
+    options: dict[str, Any] = {"api_key": CANARY} if key_from == "argument" else {}
+    if key_from == "environment":
+        monkeypatch.setenv("OPENROUTER_API_KEY", CANARY)
+    with pytest.raises(errors.InsecureTransportError) as info:
+        stt_frames.TranscribeWidget(models=["fake/echo"], **options)
+    _refused(info.value)
+    with pytest.raises(errors.InsecureTransportError):
+        stt_frames.try_file(base_url=trap_url, api_key=CANARY, models=["fake/echo"])
+
+
+#: URLs that could confuse one URL parser or another. Each is refused, or httpx (which sends the
+#: request) connects to a loopback host too.
+TRICKY_URLS = [
+    "http://127.0.0.1@evil.example/", "http://127.0.0.1:80@evil.example/", "http://evil.example#@127.0.0.1/",
+    "http://evil.example?@127.0.0.1/", "http://127.0.0.1\\@evil.example/", "http://evil.example\\@127.0.0.1/",
+    "http://127.0.0.1%2f@evil.example/", "http://127.0.0.1 @evil.example/", "http://localhost.evil.example/",
+    "http://localhost./", "http://127.1/", "http://2130706433/", "http://0x7f000001/", "http://0.0.0.0/",
+    "http://[::ffff:127.0.0.1]/", "http://evil.example\t@127.0.0.1/", "HTTP://EVIL.EXAMPLE/",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", TRICKY_URLS)
+def test_tricky_urls_never_send_the_key_to_another_host(url: str) -> None:
+    try:
+        client = stt_frames.Client(api_key=CANARY, base_url=url)
+    except errors.InsecureTransportError as exc:
+        _refused(exc)
+        return
+    except (ValueError, httpx.InvalidURL):
+        return  # not a URL at all: refused before anything is sent
+    with client:
+        host = client._endpoint.host
+        assert stt_frames._settings.is_loopback(host), f"{url!r}: accepted, but httpx would connect to {host!r}"
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+@pytest.mark.parametrize("via", ["Client", "transcribe_column", "TranscribeWidget"])
+def test_a_proxy_in_the_environment_never_gets_the_key_for_a_loopback_server(
+    variable: str,
+    via: str,
+    trap: tuple[ScriptedServer, str],
+    server: tuple[EchoServer, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The key may go over plain http to a loopback server only; an http proxy from the environment
+    (on a non-loopback host) must not be used for it, or the key travels in clear to the proxy."""
+    trap_app, trap_url = trap
+    trap_app.reset()
+    proxy = trap_url.removesuffix("/api/v1")
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, proxy)
+    app, url = server
+    clip = make_wav(tmp_path / "c.wav")
+    if via == "Client":
+        with stt_frames.Client(api_key=CANARY, base_url=url) as client:
+            client.transcribe(clip, model="fake/echo")
+    elif via == "transcribe_column":
+        client = stt_frames.Client(api_key=CANARY, base_url=url)
+        out = stt_frames.transcribe_column(
+            pd.DataFrame({"path": [str(clip)]}), model="fake/echo", client=client, progress=False, cache=False
+        )
+        assert out["error"].isna().all(), out["error"].tolist()
+    else:
+        w = stt_frames.TranscribeWidget(api_key=CANARY, base_url=url, models=["fake/echo"], path=str(clip))
+        assert w.transcribe_now()["error"].isna().all()
+        w.close()
+    leaked = [r for r in trap_app.requests if CANARY in r.headers.get("authorization", "")]
+    trap_app.reset()
+    assert not leaked, f"the key went in clear to the proxy {proxy} ({leaked[0].method} {leaked[0].path})"
+    assert len(app.requests) == 1  # it went straight to the loopback server
+
+
+# --------------------------------------------------------------------------- the local server's own guards
+
+SERVER_KEY = "sk-or-v1-canary-server-" + secrets.token_hex(16)
+BODY_LIMIT = 1_000_000
+
+
+def _children_running(fragment: bytes) -> list[int]:
+    """Pids of this process's children whose command line contains ``fragment``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == os.getpid() and fragment in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def _memory_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[tuple[str, int]]:
+    """The local server in its own process, with a key and a 1 MB body limit; yields (base URL, pid)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to find the server process and read its memory")
+    with stt_frames.serve_local(api_key=SERVER_KEY, max_body_bytes=BODY_LIMIT, process=True) as url:
+        pids = _children_running(b"serve")
+        assert len(pids) == 1, pids
+        yield url, pids[0]
+
+
+def test_the_server_key_is_not_on_the_server_command_line(guarded: tuple[str, int]) -> None:
+    _, pid = guarded
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert b"--max-body-bytes=1000000" in cmdline  # this is the right process
+    assert SERVER_KEY.encode() not in cmdline  # `ps` shows argv to every user; the key goes in the environment
+
+
+def _body(tmp_path: Path) -> bytes:
+    import base64
+
+    data = make_wav(tmp_path / "c.wav").read_bytes()
+    payload = {"model": "fake/echo", "input_audio": {"data": base64.b64encode(data).decode(), "format": "wav"}}
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        f"Bearer {CANARY}",  # another key
+        f"Bearer {SERVER_KEY[:-1]}",  # a prefix of the right one
+        f"Bearer {SERVER_KEY}x",  # the right one and more
+        f"Bearer {SERVER_KEY.upper()}",
+        SERVER_KEY,  # no scheme
+        f"Basic {SERVER_KEY}",
+        "Bearer",
+        f"Bearer {SERVER_KEY} {SERVER_KEY}",
+    ],
+    ids=["missing", "wrong", "prefix", "longer", "upper", "no-scheme", "basic", "empty", "twice"],
+)
+def test_the_local_server_rejects_a_missing_or_wrong_key(
+    authorization: str | None, guarded: tuple[str, int], tmp_path: Path
+) -> None:
+    url, _ = guarded
+    headers = {"content-type": "application/json"} | ({"authorization": authorization} if authorization else {})
+    before = stt_frames.local_server.get_stats(url, api_key=SERVER_KEY)["total_billed"]
+    r = httpx.post(f"{url}/audio/transcriptions", content=_body(tmp_path), headers=headers, timeout=10)
+    assert r.status_code == 401
+    error = r.json()["error"]
+    assert error["code"] == 401 and ("missing" if authorization is None else "invalid") in error["message"]
+    answer = r.text + json.dumps(dict(r.headers))
+    assert SERVER_KEY[-20:] not in answer and CANARY[-20:] not in answer  # the answer echoes no key
+    assert httpx.get(f"{url}/_stats", headers=headers, timeout=10).status_code == 401  # the accounting too
+    assert stt_frames.local_server.get_stats(url, api_key=SERVER_KEY)["total_billed"] == before  # nothing billed
+
+
+def test_the_local_server_accepts_the_right_key(guarded: tuple[str, int], tmp_path: Path) -> None:
+    url, _ = guarded
+    with stt_frames.Client(api_key=SERVER_KEY, base_url=url) as client:
+        assert client.transcribe(make_wav(tmp_path / "c.wav"), model="fake/echo").text.startswith("echo ")
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+def test_a_body_over_the_limit_is_refused_without_buffering_it(declared: bool, guarded: tuple[str, int]) -> None:
+    """50 MB streamed at a server with a 1 MB limit: a 413 arrives while the client is still sending, and the
+    server's peak memory does not grow by anything like the body."""
+    url, pid = guarded
+    size, chunk = 50_000_000, b"x" * 65_536
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        while sent < size:
+            sent += len(chunk)
+            yield chunk
+
+    headers = {"authorization": f"Bearer {SERVER_KEY}", "content-type": "application/json"}
+    if declared:
+        headers["content-length"] = str(size)
+    peak_before = _memory_kb(pid, "VmHWM")
+    started = time.monotonic()
+    r = httpx.post(f"{url}/audio/transcriptions", content=body(), headers=headers, timeout=30)
+    elapsed = time.monotonic() - started
+    growth_mb = (_memory_kb(pid, "VmHWM") - peak_before) / 1024
+    print(f"413 after {elapsed:.3f}s, {sent / 1e6:.1f} MB of {size / 1e6:.0f} MB sent, server peak +{growth_mb:.1f} MB")
+    assert r.status_code == 413 and f"limit of {BODY_LIMIT} bytes" in r.json()["error"]["message"]
+    assert sent < size / 5, f"the client sent {sent} bytes: the server read on past its limit"
+    assert elapsed < 5
+    assert growth_mb < 16, f"the server's peak memory grew by {growth_mb:.1f} MB"
