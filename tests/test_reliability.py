@@ -309,11 +309,11 @@ def test_chaos_faults_truncation_and_a_server_restart(
     assert out["error"].isna().all(), out["error"].dropna().unique().tolist()[:5]
     assert out["text"].notna().all()
     assert out["text"].iloc[0] == out["text"].iloc[160] == out["text"].iloc[-1]
-    # the chaos really happened: every kind of fault, on both servers, and both servers answered
+    # the chaos really happened: every kind of fault, and both servers answered
     assert set(faults) == {"429", "500", "502", "503", "drop", "truncate"}, faults
     assert all(snap["total_billed"] > 0 for snap in snapshots), report
     assert 0 < restart["billed_at_stop"] < len(distinct)
-    # the client retried every fault, and more dropped connections than the server dropped: the restart's
+    # every fault was retried once; connection errors beyond drops and cut-offs were the restart's refusals
     assert retried["RateLimitError"] == faults["429"]
     assert retried["InternalServerError"] == faults["500"]
     assert retried["BadGatewayError"] == faults["502"]
