@@ -14,7 +14,6 @@ import asyncio
 import collections
 import math
 import os
-import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,7 @@ import pandas as pd
 
 from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
-from .audio import FORMATS, format_from_extension, probe_duration, read_audio
+from .audio import check_file, probe_duration, read_audio
 from .cache import Cache, CacheEntry, CacheError, hash_bytes, request_key
 from .client import AsyncClient
 from .errors import (
@@ -118,27 +117,7 @@ def as_path(value: Any) -> str:
 
 def _stat(path: str, max_bytes: int) -> tuple[str, int, int]:
     """Cheap checks without reading the file; returns (absolute path, size, mtime_ns)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise AudioError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if st.st_size == 0:
-        raise AudioError(f"{path}: file is empty")
-    if st.st_size > max_bytes:
-        raise AudioError(
-            f"{path}: file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
-            "split or compress it, or raise max_bytes"
-        )
-    if format_from_extension(path) is None:
-        suffix = os.path.splitext(path)[1]
-        raise AudioError(
-            f"{path}: unsupported file extension {suffix or '(none)'!r}; "
-            f"expected one of {', '.join('.' + f for f in FORMATS)}"
-        )
+    st, _ = check_file(path, max_bytes=max_bytes)
     return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
 

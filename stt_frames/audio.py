@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import AudioError
 
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_AUDIO_BYTES",
     "FORMATS",
     "AudioInput",
+    "check_file",
     "detect_format",
     "format_from_extension",
     "prepare_audio",
@@ -126,6 +127,37 @@ def _check_format(fmt: str, data: bytes, where: str, *, explicit: bool = False) 
     return fmt
 
 
+def check_file(path: str, *, max_bytes: int = DEFAULT_MAX_AUDIO_BYTES) -> tuple[os.stat_result, str]:
+    """Check a file without reading it; returns its stat and format (from the extension).
+
+    Raises ``AudioError`` when it is missing, a directory, empty, larger than ``max_bytes`` or has an
+    extension that is not a contract format.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if st.st_size == 0:
+        raise AudioError(f"{path}: file is empty")
+    if st.st_size > max_bytes:
+        raise AudioError(
+            f"{path}: file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
+            "split or compress it, or raise max_bytes"
+        )
+    fmt = format_from_extension(path)
+    if fmt is None:
+        suffix = os.path.splitext(path)[1]
+        raise AudioError(
+            f"{path}: unsupported file extension {suffix or '(none)'!r}; "
+            f"expected one of {', '.join('.' + f for f in FORMATS)}"
+        )
+    return st, fmt
+
+
 def read_audio(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_AUDIO_BYTES) -> AudioInput:
     """Read an audio file, check it, and return its bytes and format.
 
@@ -139,31 +171,11 @@ def read_audio(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_AUD
     """
     if not isinstance(path, str | os.PathLike):
         raise AudioError(f"expected a path to an audio file, got {type(path).__name__}: {path!r:.80}")
-    p = Path(path)
-    where = str(p)
-    fmt = format_from_extension(p)
+    where = os.fspath(path)
+    _, fmt = check_file(where, max_bytes=max_bytes)
     try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise AudioError(f"{where}: file not found") from None
-    except OSError as exc:
-        raise AudioError(f"{where}: cannot read file ({exc.strerror or exc})") from None
-    if p.is_dir():
-        raise AudioError(f"{where}: is a directory, not an audio file")
-    if st.st_size == 0:
-        raise AudioError(f"{where}: file is empty")
-    if st.st_size > max_bytes:
-        raise AudioError(
-            f"{where}: file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
-            "split or compress it, or raise max_bytes"
-        )
-    if fmt is None:
-        raise AudioError(
-            f"{where}: unsupported file extension {p.suffix or '(none)'!r}; "
-            f"expected one of {', '.join('.' + f for f in FORMATS)}"
-        )
-    try:
-        data = p.read_bytes()
+        with open(where, "rb") as f:
+            data = f.read()
     except OSError as exc:
         raise AudioError(f"{where}: cannot read file ({exc.strerror or exc})") from None
     return AudioInput(data=data, format=_check_format(fmt, data, where), path=where)
