@@ -288,12 +288,15 @@ class Runner:
         sha = hash_bytes(clip.data)
         key = self._key(sha, item.language)
         if self.cache is not None:
-            self.cache.put_file_hash(item.path, item.size, item.mtime_ns, sha, clip.format)
-            if not self.refresh and key != item.key:
-                entry = self.cache.get(key)
-                if entry is not None:
-                    self._finish(item.rows, RowResult.from_entry(entry))
-                    return True
+            try:
+                self.cache.put_file_hash(item.path, item.size, item.mtime_ns, sha, clip.format)
+                entry = self.cache.get(key) if not self.refresh and key != item.key else None
+            except CacheError as exc:  # the cache failed (disk full ...): stop, keep what finished
+                self.stopped = True
+                raise RunAborted(exc) from exc
+            if entry is not None:
+                self._finish(item.rows, RowResult.from_entry(entry))
+                return True
         shared = self._inflight.get(key)
         if shared is not None:  # identical audio already on its way: wait for that answer
             result = await asyncio.shield(shared)

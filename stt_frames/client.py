@@ -152,6 +152,22 @@ def _models_from(response: httpx.Response, settings: Settings) -> list[dict[str,
     return [m for m in data if isinstance(m, dict)]
 
 
+def _environment_proxy(url: httpx.URL) -> httpx.Proxy | None:
+    """The proxy ``HTTPS_PROXY``/``ALL_PROXY`` name for an https URL (``NO_PROXY`` respected), like httpx's own.
+
+    Plain-http URLs get none: the key would cross the proxy in clear, and they are for loopback servers.
+    """
+    if url.scheme != "https":
+        return None
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    target = proxies.get("https") or proxies.get("all")
+    if not target or urllib.request.proxy_bypass(url.host):
+        return None
+    return httpx.Proxy(target)
+
+
 class Client(_BaseClient):
     """Synchronous speech-to-text client for OpenRouter (or any server speaking the same API).
 
@@ -300,7 +316,7 @@ class AsyncClient(_BaseClient):
         if transport is None:
             from httpx_aiohttp import AiohttpTransport
 
-            transport = AiohttpTransport(limits=limits)
+            transport = AiohttpTransport(limits=limits, proxy=_environment_proxy(self._endpoint))
         self._transport = transport
         self._request_headers = httpx.Headers(self._settings.headers())
         self._timeout_ext = self._settings.timeout.as_dict()

@@ -166,7 +166,11 @@ async def atranscribe_column(
         partial = _assemble(df, runner.results, prefix, "not run: the run was stopped by an earlier error")
         err = stop.error
         done = sum(r is not None and r.error is None for r in runner.results)
-        note = f"; {done} finished rows are stored in the cache: fix this and rerun to resume"
+        note = (
+            f"; {done} finished rows are stored in the cache: fix this and rerun to resume"
+            if store is not None
+            else f"; {done} rows had finished (cache=False, so a rerun sends them again); they are in .partial"
+        )
         if isinstance(err, STTError) and note not in str(err):
             err.args = (f"{err}{note}",)
         err.partial = partial  # type: ignore[attr-defined]
@@ -176,8 +180,9 @@ async def atranscribe_column(
             raise
         partial = _assemble(df, runner.results, prefix, "not run: interrupted")
         done = sum(r is not None and r.error is None for r in runner.results)
+        stored = "are cached" if store is not None else "are in .partial (cache=False: a rerun sends them again)"
         raise Interrupted(
-            f"interrupted: {done} of {len(df)} rows finished and are cached; "
+            f"interrupted: {done} of {len(df)} rows finished and {stored}; "
             "run the same call again to resume (only the missing rows are sent). "
             "The finished rows are in this exception's .partial",
             partial,

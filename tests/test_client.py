@@ -712,3 +712,16 @@ def test_key_over_loopback_or_https_is_fine(factory: Callable[..., Any], url: st
 @pytest.mark.parametrize("factory", [Client, AsyncClient])
 def test_no_key_allows_any_http_host(factory: Callable[..., Any]) -> None:
     _construct(factory, api_key=None, base_url="http://example.com/api/v1")
+
+
+def test_async_client_takes_the_https_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corporate proxy (HTTPS_PROXY) is used for https; NO_PROXY and plain-http loopback URLs bypass it."""
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    via = AsyncClient(api_key="k")._transport
+    assert isinstance(via.proxy, httpx.Proxy) and via.proxy.url.host == "proxy.corp.example"
+    local = AsyncClient(api_key="k", base_url="http://127.0.0.1:1/api/v1")._transport
+    assert local.proxy is None
+    monkeypatch.setenv("NO_PROXY", "openrouter.ai")
+    assert AsyncClient(api_key="k")._transport.proxy is None
