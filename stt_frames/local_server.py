@@ -177,7 +177,9 @@ def _stats_request(method: str, base_url: str, api_key: str | None, timeout: flo
     import httpx
 
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-    response = httpx.request(method, f"{base_url.rstrip('/')}/_stats", headers=headers, timeout=timeout)
+    response = httpx.request(
+        method, f"{base_url.rstrip('/')}/_stats", headers=headers, timeout=timeout, trust_env=False
+    )
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
