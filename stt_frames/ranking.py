@@ -17,7 +17,8 @@ column                    dtype    meaning
 ``cost_per_audio_hour``   Float64  ``cost / audio_seconds * 3600``: USD per hour of transcribed audio
 ``latency_p50_s``         Float64  median of ``latency_s``
 ``latency_p95_s``         Float64  95th percentile of ``latency_s`` (linear interpolation)
-``throughput``            Float64  ``audio_seconds / run_wall_s``: audio seconds per wall-clock second
+``throughput``            Float64  audio seconds sent in the run (cache hits left out) / ``run_wall_s``;
+                                   <NA> when every answer came from the cache
 ========================  =======  ========================================================================
 
 Rows are sorted by ``wer`` then ``cer`` (ascending, <NA> last), then model and language. A rate whose
@@ -82,6 +83,14 @@ def _quantile(values: pd.Series, q: float) -> Any:
     return values.quantile(q) if len(values) else pd.NA
 
 
+def _fresh_seconds(group: pd.DataFrame, failed: pd.Series) -> Any:
+    """Audio seconds of the successful rows that were sent in this run (not cache hits); <NA> if none."""
+    keep = ~failed.to_numpy(dtype=bool)
+    if "cached" in group.columns:
+        keep &= ~group["cached"].fillna(False).to_numpy(dtype=bool)
+    return _total(_numbers(group, "seconds")[keep]) if keep.any() else pd.NA
+
+
 def _summarise(group: pd.DataFrame, hypothesis: str) -> dict[str, Any]:
     if "error" in group.columns:
         failed = group["error"].notna()
@@ -110,8 +119,9 @@ def _summarise(group: pd.DataFrame, hypothesis: str) -> dict[str, Any]:
         "cost_per_audio_hour": _ratio(cost, audio_seconds) * 3600,
         "latency_p50_s": _quantile(latency, 0.5),
         "latency_p95_s": _quantile(latency, 0.95),
-        # run_wall_s is one value per (model, language) run, repeated on each of its rows.
-        "throughput": _ratio(audio_seconds, run_wall.max() if len(run_wall) else pd.NA),
+        # run_wall_s is one value per (model, language) run, repeated on each of its rows. Answers served
+        # from the cache took no model time, so only the audio that was really sent counts.
+        "throughput": _ratio(_fresh_seconds(group, failed), run_wall.max() if len(run_wall) else pd.NA),
     }
 
 

@@ -183,3 +183,22 @@ def test_the_function_is_not_shadowed_by_its_module() -> None:
         "assert stt_frames.leaderboard.__name__ == 'leaderboard'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_throughput_counts_only_audio_that_was_sent() -> None:
+    """Cache hits took no model time: they are left out of throughput, and an all-cached run has none."""
+    results = pd.DataFrame(
+        {
+            "model": ["m", "m", "n", "n"],
+            "language": pd.array([pd.NA] * 4, dtype="string"),
+            "text": ["a", "b", "a", "b"],
+            "seconds": pd.array([10.0, 30.0, 10.0, 30.0], dtype="Float64"),
+            "cached": pd.array([True, False, True, True], dtype="boolean"),
+            "error": pd.array([pd.NA] * 4, dtype="string"),
+            "run_wall_s": pd.array([2.0, 2.0, 0.1, 0.1], dtype="Float64"),
+        }
+    )
+    board = stt_frames.leaderboard(results).set_index("model")
+    assert board.loc["m", "throughput"] == pytest.approx(15.0)  # 30 s sent in 2 s
+    assert pd.isna(board.loc["n", "throughput"])
+    assert board.loc["n", "audio_seconds"] == 40.0  # the audio itself still counts
