@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         else LOCAL_MODELS
     )
     max_cost = float(os.environ.get("STT_FRAMES_DEMO_MAX_COST", "0.25")) if remote else None
+    # the local engine is CPU-bound: more requests in flight than cores only queue (and inflate latency)
+    concurrency = 16 if remote else max(1, os.cpu_count() or 1)
     df = _load_samples(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     where = "OpenRouter" if remote else "the bundled local server (offline, no key)"
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             model=models[0],
             client=client,
             max_cost=max_cost,
+            concurrency=concurrency,
             output=args.out / "transcripts.parquet",
         )
         results = stt_frames.compare(
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             reference="reference",
             client=client,
             max_cost=max_cost,
+            concurrency=concurrency,
             output=args.out / "compare",
         )
     back = stt_frames.read_results(args.out / "transcripts.parquet")
