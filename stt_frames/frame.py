@@ -138,6 +138,10 @@ async def atranscribe_column(
     _check_args(df, column, concurrency, max_cost, on_error)
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a model id such as 'openai/whisper-large-v3', got {model!r}")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
+        raise ValueError(f"temperature must be a number between 0 and 1, got {temperature!r}")
+    if language is not None and not isinstance(language, str):
+        raise ValueError(f"language must be an ISO-639-1 code such as 'en' (or None to auto-detect), got {language!r}")
     languages = _languages(df, language, language_column)
     store = _open_cache(cache)
     aclient, owned = _async_client_for(client, copy=_interrupt is not None)

@@ -341,3 +341,23 @@ def test_kill_9_mid_run_then_rerun_sends_only_what_is_missing(tmp_path: Path) ->
     assert out["error"].isna().all()
     assert int(out["cached"].sum()) == survived
     assert sent_after - sent_before == len(df) - survived
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"column": "nope"}, "column 'nope' is not in the DataFrame"),
+        ({"model": ""}, "model must be a model id"),
+        ({"concurrency": 0}, "concurrency must be a whole number >= 1"),
+        ({"max_cost": -1}, "max_cost must be a number of USD >= 0"),
+        ({"on_error": "ignore"}, "on_error must be 'record' or 'raise'"),
+        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"language": 5}, "language must be an ISO-639-1 code"),
+        ({"language_column": "lang"}, "language_column 'lang' is not a column"),
+    ],
+)
+def test_bad_arguments_say_what_is_wrong_and_send_nothing(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"column": "path", "model": "fake/echo", "progress": False, **kwargs}
+    df = pd.DataFrame({"path": ["a.wav"]})
+    with pytest.raises((ValueError, KeyError), match=message):
+        stt_frames.transcribe_column(df, **args)  # type: ignore[arg-type]
