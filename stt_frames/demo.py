@@ -71,15 +71,6 @@ def main(argv: list[str] | None = None) -> int:
 
     with _endpoint(remote) as base_url:
         client = stt_frames.Client(base_url=base_url) if base_url else stt_frames.Client()
-        first = stt_frames.transcribe_column(
-            df,
-            column="path",
-            model=models[0],
-            client=client,
-            max_cost=max_cost,
-            concurrency=concurrency,
-            output=args.out / "transcripts.parquet",
-        )
         results = stt_frames.compare(
             df,
             column="path",
@@ -89,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
             max_cost=max_cost,
             concurrency=concurrency,
             output=args.out / "compare",
+        )
+        # the first model's transcripts, from the cache that compare() just filled: instant and free
+        first = stt_frames.transcribe_column(
+            df,
+            column="path",
+            model=models[0],
+            client=client,
+            max_cost=max_cost,
+            concurrency=concurrency,
+            output=args.out / "transcripts.parquet",
         )
     back = stt_frames.read_results(args.out / "transcripts.parquet")
     print(f"\nwrote {args.out / 'transcripts.parquet'} ({len(back)} rows) and {args.out / 'compare'}/ (partitioned)")
