@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, Literal, TypeVar
 
 import pandas as pd
@@ -32,7 +32,7 @@ from .client import AsyncClient, Client
 from .errors import STTError
 from .results import RESULT_COLUMNS, write_results
 
-__all__ = ["DEFAULT_CONCURRENCY", "Interrupted", "atranscribe_column", "transcribe_column"]
+__all__ = ["DEFAULT_CONCURRENCY", "Interrupted", "atranscribe_column", "run_sync", "transcribe_column"]
 
 log = logging.getLogger("stt_frames")
 
@@ -282,6 +282,19 @@ def _run_in_thread(make: Any, interrupt: threading.Event) -> Any:
             thread.join(timeout=5)
 
 
+def run_sync(make: Callable[[threading.Event], Coroutine[Any, Any, T]], bar: Progress) -> T:
+    """Run ``make(interrupt)`` to completion from sync code (see ``_run_in_thread``), then close ``bar``.
+
+    The bar is made by the caller, in the caller's thread, so that Jupyter shows it in the calling cell.
+    """
+    interrupt = threading.Event()
+    try:
+        result: T = _run_in_thread(lambda: make(interrupt), interrupt)
+    finally:
+        bar.close()
+    return result
+
+
 def transcribe_column(
     df: pd.DataFrame,
     column: str = "path",
@@ -327,11 +340,9 @@ def transcribe_column(
         out = df.pipe(stt_frames.transcribe_column, column="path", model="openai/whisper-large-v3")
     """
     _check_args(df, column, concurrency, max_cost, on_error)
-    interrupt = threading.Event()
-    # the bar is made here, in the caller's thread, so that Jupyter shows it in the calling cell
     bar = Progress(len(df), enabled=progress, desc=f"{prefix}{model}")
 
-    def make() -> Coroutine[Any, Any, pd.DataFrame]:
+    def make(interrupt: threading.Event) -> Coroutine[Any, Any, pd.DataFrame]:
         return atranscribe_column(
             df,
             column,
@@ -354,8 +365,4 @@ def transcribe_column(
             _bar=bar,
         )
 
-    try:
-        result: pd.DataFrame = _run_in_thread(make, interrupt)
-    finally:
-        bar.close()
-    return result
+    return run_sync(make, bar)

@@ -27,7 +27,7 @@ import pandas as pd
 from ._limits import Budget
 from ._progress import Progress
 from .errors import STTError
-from .frame import Interrupted, _run_in_thread, atranscribe_column
+from .frame import Interrupted, atranscribe_column, run_sync
 
 __all__ = ["acompare", "compare"]
 
@@ -152,11 +152,10 @@ def compare(
         results = stt_frames.compare(df, models=["local/pocketsphinx", "local/pocketsphinx-fast"],
                                      languages=[None, "en"], reference="reference")
     """
-    interrupt = threading.Event()
     cells = len(models) * len(languages) if not isinstance(models, str) and not isinstance(languages, str) else 0
     bar = Progress(len(df) * cells, enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
 
-    def make() -> Coroutine[Any, Any, pd.DataFrame]:
+    def make(interrupt: threading.Event) -> Coroutine[Any, Any, pd.DataFrame]:
         return acompare(
             df,
             column,
@@ -171,8 +170,4 @@ def compare(
             **transcribe_options,
         )
 
-    try:
-        result: pd.DataFrame = _run_in_thread(make, interrupt)
-    finally:
-        bar.close()
-    return result
+    return run_sync(make, bar)
