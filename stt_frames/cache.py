@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -246,24 +246,24 @@ class Cache:
             self._local.db = None
 
     # -- answers ------------------------------------------------------------------------------------
-    def get_many(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
-        """The cached entries for ``keys`` (missing keys are absent from the result)."""
-        keys = list(dict.fromkeys(keys))
-        found: dict[str, CacheEntry] = {}
+    def _select_in(self, select: str, column: str, values: list[str]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``select ... WHERE column IN (values)``, queried in chunks SQLite accepts."""
         db = self._db()
         try:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = db.execute(
-                    f"SELECT key, response, audio_seconds, latency_s, created_at FROM responses WHERE key IN ({marks})",
-                    chunk,
-                )
-                for key, response, seconds, latency, created in rows:
-                    found[key] = CacheEntry(key, json.loads(response), seconds, latency, created)
+            for i in range(0, len(values), _CHUNK):
+                chunk = values[i : i + _CHUNK]
+                yield from db.execute(f"{select} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
         except sqlite3.Error as exc:
             raise self._error("read", exc) from None
-        return found
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """The cached entries for ``keys`` (missing keys are absent from the result)."""
+        rows = self._select_in(
+            "SELECT key, response, audio_seconds, latency_s, created_at FROM responses",
+            "key",
+            list(dict.fromkeys(keys)),
+        )
+        return {key: CacheEntry(key, json.loads(resp), secs, lat, made) for key, resp, secs, lat, made in rows}
 
     def get(self, key: str) -> CacheEntry | None:
         """One cached entry, or None."""
@@ -303,23 +303,8 @@ class Cache:
     # -- the fast path: path, size and mtime -> audio hash -------------------------------------------
     def file_hashes(self, stats: Mapping[str, tuple[int, int]]) -> dict[str, tuple[str, str]]:
         """For ``{abs_path: (size, mtime_ns)}``, the known ``(sha256, format)`` of files unchanged since."""
-        paths = list(stats)
-        found: dict[str, tuple[str, str]] = {}
-        db = self._db()
-        try:
-            for i in range(0, len(paths), _CHUNK):
-                chunk = paths[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = db.execute(
-                    f"SELECT path, size, mtime_ns, sha256, format FROM file_hashes WHERE path IN ({marks})",
-                    chunk,
-                )
-                for path, size, mtime_ns, sha, fmt in rows:
-                    if stats[path] == (size, mtime_ns):
-                        found[path] = (sha, fmt)
-        except sqlite3.Error as exc:
-            raise self._error("read", exc) from None
-        return found
+        rows = self._select_in("SELECT path, size, mtime_ns, sha256, format FROM file_hashes", "path", list(stats))
+        return {path: (sha, fmt) for path, size, mtime, sha, fmt in rows if stats[path] == (size, mtime)}
 
     def put_file_hash(self, path: str, size: int, mtime_ns: int, sha256: str, format: str) -> None:
         """Remember the hash of a file as it is now (size and mtime).
