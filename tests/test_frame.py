@@ -361,3 +361,17 @@ def test_bad_arguments_say_what_is_wrong_and_send_nothing(kwargs: dict[str, obje
     df = pd.DataFrame({"path": ["a.wav"]})
     with pytest.raises((ValueError, KeyError), match=message):
         stt_frames.transcribe_column(df, **args)  # type: ignore[arg-type]
+
+
+def test_402_out_of_credits_stops_the_run_after_storing_finished_rows() -> None:
+    df = samples(8)
+    with stt_frames.serve_local(fail_rate=0.3, seed=2, faults=("402",)) as url:
+        with pytest.raises(stt_frames.PaymentRequiredError) as info:
+            run(df, url, concurrency=1)
+        stats = local_server.get_stats(url)
+    assert "402" in str(info.value) and "add credits" in str(info.value)
+    assert stats["faults"] == {"402": 1}  # stopped at the first 402: nothing sent after it
+    partial = info.value.partial  # type: ignore[attr-defined]
+    done = int(partial["text"].notna().sum())
+    assert 1 <= done == stats["total_billed"] and f"{done} finished rows are stored" in str(info.value)
+    assert stt_frames.cache_info()["entries"] == done

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stt_frames.server import FAULT_KINDS, create_app
+from stt_frames.server import DEFAULT_FAULTS, FAULT_KINDS, create_app
 from stt_frames.server.languages import ISO_639_1
 
 pytest.importorskip("starlette")
@@ -449,7 +449,9 @@ def test_bad_fault_options_are_refused() -> None:
         create_app(faults=("429", "boom"))
     with pytest.raises(ValueError, match="fail_rate"):
         create_app(fail_rate=1.5)
-    assert set(FAULT_KINDS) == {"429", "500", "502", "503", "drop", "truncate"}
+    assert set(FAULT_KINDS) == {"402", "429", "500", "502", "503", "drop", "truncate"}
+    # 402 ends a client's whole run, so it is opt-in: the default set holds only transient faults
+    assert set(DEFAULT_FAULTS) == set(FAULT_KINDS) - {"402"}
 
 
 # --- stats and prices --------------------------------------------------------------------------------------

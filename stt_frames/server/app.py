@@ -241,7 +241,7 @@ async def _transcribe(request: Request, state: ServerState) -> tuple[Response, s
         state.stats.fault(fault)
     if fault == "drop":
         return DropResponse(), "drop"
-    if fault in ("429", "500", "502", "503"):
+    if fault in ("402", "429", "500", "502", "503"):
         response = fault_response(fault, retry_after=state.faults.retry_after)
         return response, response.status_code
     if req is not None:

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from . import MODELS
-from .faults import DEFAULT_RETRY_AFTER, FAULT_KINDS, parse_faults
+from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FAULT_KINDS, parse_faults
 from .pricing import parse_price
 from .request import DEFAULT_MAX_BODY_BYTES
 
@@ -111,9 +111,9 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
     p.add_argument(
         "--faults",
         type=_faults,
-        default=FAULT_KINDS,
+        default=DEFAULT_FAULTS,
         metavar="KINDS",
-        help=f"comma-separated fault kinds to draw from (default all: {','.join(FAULT_KINDS)})",
+        help=f"comma-separated fault kinds to draw from: {','.join(FAULT_KINDS)} (default {','.join(DEFAULT_FAULTS)})",
     )
     p.add_argument(
         "--retry-after",

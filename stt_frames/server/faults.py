@@ -14,6 +14,8 @@ never replaced by a fault); latency is added first. The kinds:
 ``drop``    the connection is closed before any response byte (the client sees a disconnect)
 ``truncate`` the transcription runs and is billed, the headers promise its full length, half the body
             is sent and the connection is closed
+``402``     out of credits, contract error JSON. Opt-in only (not in the default set): a client is
+            meant to stop its whole run on it, which would end every chaos test
 ==========  ==================================================================================
 
 Example::
@@ -32,10 +34,10 @@ from collections.abc import Iterable
 __all__ = ["DEFAULT_FAULTS", "DEFAULT_RETRY_AFTER", "FAULT_KINDS", "FaultInjector", "parse_faults"]
 
 #: Every fault kind, in a fixed order.
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "drop", "truncate")
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "502", "503", "drop", "truncate", "402")
 
-#: Kinds drawn from by default: all of them.
-DEFAULT_FAULTS: tuple[str, ...] = FAULT_KINDS
+#: Kinds drawn from by default: every transient one (402 only when asked for).
+DEFAULT_FAULTS: tuple[str, ...] = ("429", "500", "502", "503", "drop", "truncate")
 
 #: Seconds a 429 asks the client to wait.
 DEFAULT_RETRY_AFTER: float = 0.1

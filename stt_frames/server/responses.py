@@ -67,13 +67,15 @@ def error_response(
 
 
 def fault_response(kind: str, *, retry_after: float) -> Response:
-    """The response for a status fault: '429', '500', '502' or '503'."""
+    """The response for a status fault: '402', '429', '500', '502' or '503'."""
     meta: dict[str, Any] = {"fault": kind, "injected": True}
     if kind == "429":
         ms = round(retry_after * 1000)
         meta["retry_after_ms"] = ms
         headers = {"retry-after": str(math.ceil(retry_after)), "retry-after-ms": str(ms)}
         return error_response(429, f"Rate limit exceeded (injected fault); retry after {ms} ms", meta, headers)
+    if kind == "402":
+        return error_response(402, "Insufficient credits (injected fault); add credits to continue", meta)
     if kind == "500":
         return error_response(500, "Internal server error (injected fault)", meta)
     if kind == "502":
