@@ -1,6 +1,11 @@
 """One request and one answer, independent of sync or async: the body we send, what we make of the reply.
 
 Transport errors from httpx (and the aiohttp transport under it) are translated here, in one place.
+
+The answer is data and is never altered: text, usage and the raw JSON (which the cache stores) are what
+the server sent, byte for byte, even when it contains the API key (a server that echoes the key in a 200
+answer, or a one-letter key that occurs in any word). The key is redacted only in the error messages built
+here, and there only in the parts that quote the server, never in our own words.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ._settings import Settings
+from ._settings import Settings, redact_strings
 from .audio import AudioInput
 from .errors import (
     APIConnectionError,
@@ -30,6 +35,11 @@ __all__ = ["build_body", "map_transport_error", "parse_response"]
 #: Stands in for the audio while the rest of the body is JSON-encoded (control characters: never in real input).
 _AUDIO_PLACEHOLDER = "\x00stt-frames-audio\x00"
 _AUDIO_PLACEHOLDER_JSON = json.dumps(_AUDIO_PLACEHOLDER).encode("ascii")
+
+#: Field names of a 200 answer that an error message may quote; never redacted, so a short key cannot rename them.
+_CONTRACT_FIELDS: frozenset[str] = frozenset(
+    {"text", "usage", "cost", "input_tokens", "output_tokens", "seconds", "total_tokens"}
+)
 
 
 def build_body(
@@ -92,19 +102,18 @@ def _error_from_status(response: httpx.Response, settings: Settings) -> APIStatu
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         err = payload["error"]
-        message = str(err.get("message") or "no message")
+        message = settings.redact(str(err.get("message") or "no message"))
         code = err.get("code")
+        if isinstance(code, str):
+            code = settings.redact(code)
         if isinstance(err.get("metadata"), dict):
-            metadata = err["metadata"]
+            metadata = redact_strings(err["metadata"], settings.api_key)
     elif not content:
         message = f"the server answered {status} with an empty body"
     elif _looks_like_html(content, ctype):
         message = f"the server answered {status} with an HTML page instead of JSON (a proxy or gateway failed)"
     else:
-        message = f"the server answered {status}: {_snippet(content)}"
-    message = settings.redact(message)
-    if metadata:
-        metadata = json.loads(settings.redact(json.dumps(metadata, default=str)))
+        message = f"the server answered {status}: {settings.redact(_snippet(content))}"
     return status_error(status, message, code=code, metadata=metadata, retry_after=retry_after)
 
 
@@ -125,21 +134,34 @@ def parse_response(response: httpx.Response, settings: Settings) -> Transcriptio
         if _looks_like_html(content, ctype):
             what = "an HTML page instead of JSON (a proxy may be in the way; check base_url)"
         else:
-            what = f"cut-off or invalid JSON ({len(content)} bytes: {_snippet(content, 60)})"
+            what = f"cut-off or invalid JSON ({len(content)} bytes: {settings.redact(_snippet(content, 60))})"
         raise MalformedResponseError(
-            settings.redact(f"{response.status_code}: the server answered with {what}"),
+            f"{response.status_code}: the server answered with {what}",
             status=response.status_code,
             body=settings.redact(_snippet(content, 500)),
         ) from None
-    if settings.api_key and settings.api_key.encode() in content:
-        # a server that echoes the key: never keep it (Transcription.raw goes to the cache on disk)
-        payload = json.loads(settings.redact(json.dumps(payload)))
     try:
-        return Transcription.from_json(payload)
+        return Transcription.from_json(payload)  # the answer as sent: never redacted (it is data)
     except MalformedResponseError as exc:
+        reason = _reason_without_key(payload, str(exc), settings)
         raise MalformedResponseError(
-            settings.redact(f"{response.status_code}: malformed answer: {exc}"), status=response.status_code
+            f"{response.status_code}: malformed answer: {reason}", status=response.status_code
         ) from None
+
+
+def _reason_without_key(payload: Any, reason: str, settings: Settings) -> str:
+    """Why ``payload`` is malformed, quoting the server's strings with the key redacted and our words intact.
+
+    The check runs again on a copy whose strings are redacted (same structure and types, so the same
+    failure): "no 'text' field" stays that even when the key is "x".
+    """
+    if not settings.api_key or settings.api_key not in reason:
+        return reason
+    try:
+        Transcription.from_json(redact_strings(payload, settings.api_key, keep=_CONTRACT_FIELDS))
+    except MalformedResponseError as exc:
+        return str(exc)
+    return settings.redact(reason)  # not reached: the copy fails as the original did
 
 
 def map_transport_error(exc: Exception, settings: Settings) -> STTError:

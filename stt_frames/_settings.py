@@ -2,14 +2,25 @@
 
 ``OPENROUTER_API_KEY`` and ``OPENROUTER_BASE_URL`` are the environment variables. The key never
 leaves this object in a repr, and it is refused over plain http to a host that is not loopback.
+
+Secrets policy: the key is redacted (replaced by ``***``) in what describes a request, never in what the
+server answered. Error messages (the server's words quoted in them), log records and reprs never hold the
+key; transcripts, usage, cache entries and Parquet files are kept byte for byte as the server sent them,
+even when the key is one letter long ("x" must not turn "text" into "te***t"). While a ``Settings`` with a
+key is alive, the records of the loggers in ``REDACTED_LOGGERS`` (ours, httpx's, httpcore's, which logs
+response headers at DEBUG, and aiohttp's) have the key replaced too.
 """
 
 from __future__ import annotations
 
+import collections
 import ipaddress
+import logging
 import os
+import threading
+import weakref
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,9 +32,12 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "NOT_GIVEN",
+    "REDACTED_LOGGERS",
     "NotGiven",
     "Settings",
     "is_loopback",
+    "redact",
+    "redact_strings",
     "resolve_settings",
 ]
 
@@ -47,6 +61,99 @@ class NotGiven:
 
 
 NOT_GIVEN: Final = NotGiven()
+
+#: Loggers whose records may describe a request or an answer; while a key is in use it is redacted in them.
+#: (A filter acts on the logger a record is logged to, not on its parents: each one is named here.)
+REDACTED_LOGGERS: Final = (
+    "stt_frames",
+    "stt_frames.client",
+    "stt_frames.widget",
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "aiohttp.client",
+    "aiohttp.internal",
+)
+
+REDACTED: Final = "***"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***`` (``text`` itself when there is none)."""
+    if secret and secret in text:
+        return text.replace(secret, REDACTED)
+    return text
+
+
+def redact_strings(value: Any, secret: str | None, *, keep: frozenset[str] = frozenset()) -> Any:
+    """A copy of parsed JSON with ``secret`` redacted in every string and in object keys not in ``keep``.
+
+    Numbers, booleans, null and the structure stay as they were, so the copy fails a schema check exactly
+    as the original does: an error message built from it quotes the server without the key.
+    """
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {
+            (k if k in keep or not isinstance(k, str) else redact(k, secret)): redact_strings(v, secret, keep=keep)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_strings(v, secret, keep=keep) for v in value]
+    return value
+
+
+class _KeyFilter(logging.Filter):
+    """Replaces every key in use in a log record's message (and its traceback) by ``***``."""
+
+    def __init__(self) -> None:
+        super().__init__("stt_frames.secrets")
+        self._lock = threading.Lock()
+        self._keys: collections.Counter[str] = collections.Counter()
+        self._installed = False
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] += 1
+            if not self._installed:
+                for name in REDACTED_LOGGERS:
+                    logging.getLogger(name).addFilter(self)
+                self._installed = True
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] -= 1
+            if self._keys[key] <= 0:
+                del self._keys[key]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        keys = list(self._keys)
+        if not keys:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as it would
+            return True
+        clean = message
+        for key in keys:
+            clean = redact(clean, key)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            text = clean_text = logging.Formatter().formatException(record.exc_info)
+            for key in keys:
+                clean_text = redact(clean_text, key)
+            if clean_text != text:
+                record.exc_text = clean_text
+        return True
+
+
+_KEY_FILTER: Final = _KeyFilter()
 
 
 def is_loopback(host: str) -> bool:
@@ -93,11 +200,14 @@ class Settings:
             h["X-Title"] = self.x_title
         return h
 
+    def __post_init__(self) -> None:
+        if self.api_key:  # the key stays out of the logs for as long as these settings are in use
+            _KEY_FILTER.add(self.api_key)
+            weakref.finalize(self, _KEY_FILTER.discard, self.api_key)
+
     def redact(self, text: str) -> str:
-        """``text`` with the API key (if it appears) replaced by ``***``."""
-        if self.api_key and self.api_key in text:
-            return text.replace(self.api_key, "***")
-        return text
+        """``text`` with the API key (if it appears) replaced by ``***``. For messages and logs, never for data."""
+        return redact(text, self.api_key)
 
 
 def resolve_settings(

@@ -466,7 +466,8 @@ class TranscribeWidget(widgets.VBox):
         self, form: _Form, outcomes: list[_Outcome], wall_s: float, *, shared_error: bool = False
     ) -> pd.DataFrame:
         """Fill the panels and the error area; ``shared_error``: one message for all models (a bad file)."""
-        redact = self._client.settings.redact
+        # Errors from the client quote the server with the key already redacted, and our own words must stay
+        # whole (a key "x" must not turn "text" into "te***t"): nothing is redacted again here.
         messages: list[tuple[str, str, str]] = []
         records = []
         for i, (model, row, exc) in enumerate(outcomes):
@@ -477,10 +478,10 @@ class TranscribeWidget(widgets.VBox):
                 )
                 label = model if len(outcomes) > 1 and not shared_error else ""
                 if not (shared_error and messages):
-                    messages.append((label, redact(headline), redact(detail)))
+                    messages.append((label, headline, detail))
             record = dict.fromkeys(RESULT_COLUMNS) | (row or {})
             if exc is not None:
-                record["error"] = redact(str(exc))
+                record["error"] = str(exc)
             records.append({"model": model, "path": str(form.path), **record})
             (self._panel_a if i == 0 else self._panel_b).show(model, record, wall_s)
         self.error.value = error_html(messages)
