@@ -13,11 +13,11 @@ import json
 import sys
 from typing import Any
 
-from ._cli_common import ENVIRONMENT_HELP, EXIT_OK, EXIT_USAGE, Parser, UsageError, days
+from ._cli_common import ENVIRONMENT_HELP, EXIT_OK, EXIT_USAGE, Parser, UsageError, cache_dir, days
 
 __all__ = ["add_cache", "format_bytes"]
 
-_CACHE_DIR_HELP = "the cache to use (default: $STT_FRAMES_CACHE_DIR, else the user cache dir)"
+_CACHE_DIR_HELP = "the cache to use (default: $STT_FRAMES_CACHE_DIR, else the user cache dir); its parent must exist"
 
 
 def format_bytes(n: int) -> str:
@@ -49,7 +49,7 @@ def add_cache(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentP
         epilog='example:\n  stt-frames cache info --json | jq .entries\n\n--json prints {"path", "entries", '
         '"models": {model: count}, "files", "bytes"}.',
     )
-    info.add_argument("--cache-dir", metavar="DIR", help=_CACHE_DIR_HELP)
+    info.add_argument("--cache-dir", type=cache_dir, metavar="DIR", help=_CACHE_DIR_HELP)
     info.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     info.set_defaults(func=run_info, prog=info.prog)
 
@@ -60,7 +60,7 @@ def add_cache(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentP
         "days (both filters combine). Asks first unless --yes; without a terminal, --yes is required.",
         epilog="example:\n  stt-frames cache clear --model openai/whisper-1 --older-than-days 30 --yes",
     )
-    clear.add_argument("--cache-dir", metavar="DIR", help=_CACHE_DIR_HELP)
+    clear.add_argument("--cache-dir", type=cache_dir, metavar="DIR", help=_CACHE_DIR_HELP)
     clear.add_argument("--model", metavar="MODEL", help="only this model's answers")
     clear.add_argument("--older-than-days", type=days, metavar="D", help="only answers older than D days")
     clear.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")

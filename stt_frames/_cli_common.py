@@ -34,6 +34,7 @@ __all__ = [
     "add_run_options",
     "base_url",
     "cache_arg",
+    "cache_dir",
     "comma_list",
     "days",
     "language",
@@ -171,6 +172,26 @@ def base_url(text: str) -> str:
     return text.strip().rstrip("/")
 
 
+def cache_dir(text: str) -> str:
+    """A cache folder (or ``.sqlite3`` file) whose parent folder exists (``--cache-dir``).
+
+    The folder itself is created when missing, but not its parents: ``--cache-dir /typo/dir`` is an error,
+    not a new, empty cache somewhere unexpected.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder for the cache, got ''")
+    path = os.path.abspath(os.path.expanduser(text.strip()))
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(
+            f"the parent folder {parent} of {text!r} does not exist (a new cache folder is created only inside "
+            "an existing one)"
+        )
+    if os.path.exists(path) and not os.path.isdir(path) and not path.endswith((".sqlite3", ".sqlite", ".db")):
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    return text.strip()
+
+
 def language(text: str) -> str | None:
     """A language code; ``auto`` (or empty) means auto-detect (None)."""
     value = text.strip()
@@ -226,7 +247,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     cache = p.add_mutually_exclusive_group()
     cache.add_argument("--no-cache", action="store_true", help="neither read nor write the answer cache")
     cache.add_argument(
-        "--cache-dir", metavar="DIR", help="answer cache to use (default: $STT_FRAMES_CACHE_DIR, else the user cache)"
+        "--cache-dir",
+        type=cache_dir,
+        metavar="DIR",
+        help="answer cache to use (default: $STT_FRAMES_CACHE_DIR, else the user cache); its parent must exist",
     )
     p.add_argument("--refresh", action="store_true", help="re-send every row and overwrite its cached answer")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")

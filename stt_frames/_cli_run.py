@@ -17,6 +17,7 @@ Example (a shell)::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,7 +277,8 @@ def run_compare(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.precision", 4):
         print(board.to_string(index=False))
     cells = f"{len(args.models)} model(s) x {len(args.languages)} language(s) x {len(df)} clip(s)"
-    print(f"{args.prog}: wrote {args.output}/ ({cells}): {_summary(results)}", file=sys.stderr)
+    folder = os.path.join(args.output, "")  # "runs" and "runs/" both print as runs/
+    print(f"{args.prog}: wrote {folder} ({cells}): {_summary(results)}", file=sys.stderr)
     shown = args.column if args.column in results.columns else f"input_{args.column}"
     for line in _first_errors(results, shown):
         print(line, file=sys.stderr)

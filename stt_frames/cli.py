@@ -147,6 +147,23 @@ def _status_of(exc: Exception) -> int:
     return EXIT_AUTH if isinstance(exc, AuthenticationError | PaymentRequiredError) else EXIT_API
 
 
+#: What to do about an API error, said for a shell rather than for Python (``errors`` holds the Python hints).
+_SHELL_HINTS: Final = {
+    401: "check OPENROUTER_API_KEY: export it in the shell that runs stt-frames (or point --base-url at a "
+    "local server, which needs none)",
+}
+
+
+def _for_the_command_line(exc: Exception) -> str:
+    """The error's message with its Python advice ("pass api_key=...") replaced by the shell's."""
+    from .errors import APIStatusError
+
+    text = str(exc)
+    if isinstance(exc, APIStatusError) and exc.status in _SHELL_HINTS:
+        text = text.replace(f"; {exc.hint}", f"; {_SHELL_HINTS[exc.status]}", 1)
+    return text
+
+
 def _interrupted(prog: str, exc: KeyboardInterrupt) -> str:
     partial = getattr(exc, "partial", None)
     done = ""
@@ -181,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.status
     except STTError as exc:
-        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(_for_the_command_line(exc))}", file=sys.stderr)
         return _status_of(exc)
     except OSError as exc:  # the output or cache folder cannot be written
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)

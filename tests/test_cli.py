@@ -167,9 +167,10 @@ def test_compare_writes_a_dataset_and_prints_the_leaderboard(server: str, tmp_pa
     runs = tmp_path / "runs"
     result = cli(
         "compare", str(DATA / "samples.csv"), "--models", "fake/echo", "--languages", "auto,en",
-        "--reference", "reference", "--base-url", server, "--no-progress", "-o", str(runs),
+        "--reference", "reference", "--base-url", server, "--no-progress", "-o", f"{runs}/",  # as the README writes it
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert f"wrote {runs}/ (" in result.stderr and "//" not in result.stderr  # once printed runs//
     lines = result.stdout.strip().splitlines()
     assert lines[0].split()[:7] == ["model", "language", "n", "n_errors", "n_scored", "wer", "cer"]
     board = sorted(tuple(line.split()[:4]) for line in lines[1:])
@@ -258,6 +259,26 @@ def test_bad_arguments_exit_2_with_one_line_and_no_traceback(tmp_path: Path) -> 
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_a_cache_dir_whose_parent_is_missing_exits_2_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "typo" / "dir"
+    csv, out = str(DATA / "samples.csv"), str(tmp_path / "o.parquet")
+    results = cli_many(
+        [
+            (["transcribe", csv, "--model", "fake/echo", "--cache-dir", str(typo), "-o", out], {}),
+            (["compare", csv, "--models", "fake/echo", "--cache-dir", str(typo), "-o", str(tmp_path / "r")], {}),
+            (["cache", "info", "--cache-dir", str(typo)], {}),
+            (["cache", "clear", "--yes", "--cache-dir", str(typo)], {}),
+        ]
+    )
+    for result in results:
+        assert result.returncode == 2, (result.args, result.stderr)
+        assert one_line_error(result) and f"{typo.parent} of {str(typo)!r} does not exist" in result.stderr
+    assert not (tmp_path / "typo").exists() and not Path(out).exists()
+    # a missing cache folder inside an existing one is created, as before
+    fresh = cli("cache", "info", "--json", "--cache-dir", str(tmp_path / "new-cache"))
+    assert fresh.returncode == 0 and (tmp_path / "new-cache").is_dir(), fresh.stderr
+
+
 def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
     out = tmp_path / "o.parquet"
     with stt_frames.serve_local(api_key="k") as url:
@@ -270,6 +291,7 @@ def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
     assert CANARY not in result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("stt-frames transcribe: error: 401") and "OPENROUTER_API_KEY" in last
+    assert "export it" in last and "api_key=" not in last  # shell advice, not Python's "pass api_key=..."
     assert "rerun to resume" in last and "Traceback" not in result.stderr
     assert not out.exists()
 
