@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ._extras import require
+from .server.decode import DEFAULT_MAX_AUDIO_SECONDS
 from .server.faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER
 from .server.request import DEFAULT_MAX_BODY_BYTES
 
@@ -79,6 +80,7 @@ def _server_args(options: dict[str, Any], host: str, port: int, log_level: str) 
         f"--faults={','.join(options['faults'])}",
         f"--retry-after={options['retry_after']!r}",
         f"--max-body-bytes={options['max_body_bytes']}",
+        f"--max-audio-seconds={options['max_audio_seconds']!r}",
         f"--log-level={log_level}",
     ]
     args += [f"--price={model}={price!r}" for model, price in (options["prices"] or {}).items()]
@@ -130,6 +132,7 @@ def serve_local(
     seed: int = 0,
     prices: Mapping[str, float] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
     faults: Iterable[str] = DEFAULT_FAULTS,
     retry_after: float = DEFAULT_RETRY_AFTER,
     workers: int | None = None,
@@ -142,7 +145,9 @@ def serve_local(
     """Run the local server while the ``with`` block runs; yields its base URL ``http://127.0.0.1:PORT/api/v1``.
 
     Takes ``create_app``'s options. ``port=0`` (default) picks a free port. ``process=True`` runs the
-    server in a child process instead of a thread of this one. On exit the server shuts down cleanly.
+    server in a child process instead of a thread of this one. On exit the server shuts down cleanly,
+    with its engine worker processes. (In a script, keep the call under ``if __name__ == "__main__":``:
+    the pocketsphinx workers are started with multiprocessing's ``spawn`` and import the main module.)
 
     Example::
 
@@ -158,6 +163,7 @@ def serve_local(
         "seed": seed,
         "prices": dict(prices) if prices else None,
         "max_body_bytes": max_body_bytes,
+        "max_audio_seconds": max_audio_seconds,
         "faults": parse_faults(faults),
         "retry_after": retry_after,
         "workers": workers,
@@ -165,7 +171,7 @@ def serve_local(
     if process:
         from .server.app import ServerState
 
-        ServerState(**options)  # check the options here, where a mistake is a clear exception
+        ServerState(**options).close()  # check the options here, where a mistake is a clear exception
         serve = _serve_process
     else:
         serve = _serve_thread

@@ -7,6 +7,12 @@ No API key and no network: ``fake/echo`` answers instantly and deterministically
 Routes, under ``/api/v1``: ``POST /audio/transcriptions`` (the contract), ``GET /models``,
 ``GET /_stats`` and ``DELETE /_stats`` (accounting per audio hash, see ``stats``).
 
+It behaves like a real provider: each model refuses a body over ``max_body_bytes`` (413) and audio over
+``max_audio_seconds`` (400, default 1,500 s), in OpenRouter's error shape with the limit in ``metadata``,
+and lists both under ``limits`` in ``GET /models``; a client that goes away cancels its request's work;
+the pocketsphinx engines run in ``workers`` processes (default: every CPU) and decode a long recording
+utterance by utterance, cut at pauses (see ``engines`` and ``workers``).
+
 Usage in each 200 (see ``pricing``): ``seconds`` is the decoded duration; ``input_tokens`` = 10 audio
 tokens per second (rounded up); ``output_tokens`` = characters of text / 4 (rounded up);
 ``total_tokens`` their sum; ``cost`` = the model's USD-per-minute price x minutes (0 unless set).
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "API_PREFIX",
     "DEFAULT_FAULTS",
+    "DEFAULT_MAX_AUDIO_SECONDS",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_RETRY_AFTER",
     "FAULT_KINDS",
@@ -48,6 +55,7 @@ MODELS: tuple[str, ...] = ("fake/echo", "local/pocketsphinx", "local/pocketsphin
 
 _LAZY: dict[str, str] = {
     "DEFAULT_FAULTS": "faults",
+    "DEFAULT_MAX_AUDIO_SECONDS": "decode",
     "DEFAULT_MAX_BODY_BYTES": "request",
     "DEFAULT_RETRY_AFTER": "faults",
     "FAULT_KINDS": "faults",
@@ -58,6 +66,7 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .app import ServerState, create_app
+    from .decode import DEFAULT_MAX_AUDIO_SECONDS
     from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FAULT_KINDS
     from .request import DEFAULT_MAX_BODY_BYTES
     from .stats import ServerStats

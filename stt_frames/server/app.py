@@ -3,8 +3,18 @@
 Routes, under ``/api/v1``:
 
 - ``POST /audio/transcriptions``: the contract.
-- ``GET /models``: the models, in OpenRouter's list shape ``{"data": [...]}``.
+- ``GET /models``: the models, in OpenRouter's list shape ``{"data": [...]}``, each with its ``limits``.
 - ``GET /_stats``: request accounting (see ``stats``); ``DELETE /_stats`` resets it.
+
+Limits, answered as a real provider does, in the contract's error shape:
+
+- a body over ``max_body_bytes``: 413, ``metadata: {"max_body_bytes": N, "body_bytes": n}`` (``body_bytes``
+  only when the request declared its Content-Length), refused before it is read whole;
+- audio over ``max_audio_seconds`` (default 1,500 s): 400,
+  ``metadata: {"max_audio_seconds": N, "audio_seconds": s}``.
+
+The work of a request (its ``latency`` wait, then the engine) stops when the client goes away: the
+server watches the connection while it works (see ``stats`` for how such a request is counted).
 
 Example::
 
@@ -23,21 +33,21 @@ import contextlib
 import hmac
 import itertools
 import logging
-import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+import math
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any
 
 from .._extras import require
 from ..errors import MissingExtraError
 from . import API_PREFIX
 from .catalog import model_entry
-from .decode import DecodeError
+from .decode import DEFAULT_MAX_AUDIO_SECONDS, AudioTooLong, DecodeError
 from .engines import Engine, build_engines
 from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FaultInjector
 from .pricing import compute_usage, resolve_prices
 from .request import DEFAULT_MAX_BODY_BYTES, RequestError, TranscriptionRequest, parse_transcription_request
 from .stats import ServerStats
+from .workers import EngineWorkers, default_workers
 
 require("starlette", "server", "the local server")
 
@@ -46,7 +56,7 @@ from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.requests import ClientDisconnect, Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
-from starlette.types import Receive, Scope, Send  # noqa: E402
+from starlette.types import Message, Receive, Scope, Send  # noqa: E402
 
 from .responses import (  # noqa: E402
     CYCLE_SCOPE_KEY,
@@ -59,14 +69,15 @@ from .responses import (  # noqa: E402
 
 __all__ = ["ServerState", "create_app"]
 
-T = TypeVar("T")
 logger = logging.getLogger("stt_frames.server")
 
 
 class ServerState:
-    """Everything one app instance holds: engines, prices, faults, stats and the worker threads.
+    """Everything one app instance holds: engines, prices, limits, faults, stats and the worker processes.
 
     Reach it as ``app.state.stt``; ``app.state.stats`` is the same ``ServerStats`` as ``.stats``.
+    ``close()`` stops the worker processes (the app's lifespan calls it; an app driven without its
+    lifespan, e.g. through ``httpx.ASGITransport``, should be closed by whoever made it).
     """
 
     def __init__(
@@ -78,6 +89,7 @@ class ServerState:
         seed: int,
         prices: Mapping[str, float] | None,
         max_body_bytes: int,
+        max_audio_seconds: float,
         faults: Any,
         retry_after: float,
         workers: int | None,
@@ -86,6 +98,14 @@ class ServerState:
             raise ValueError(f"latency must be a number of seconds in [0, 3600], got {latency!r}")
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
+        if (
+            isinstance(max_audio_seconds, bool)
+            or not isinstance(max_audio_seconds, int | float)
+            or not 0 < max_audio_seconds < math.inf
+        ):
+            raise ValueError(f"max_audio_seconds must be a positive number of seconds, got {max_audio_seconds!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive integer or None (every CPU), got {workers!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
             raise ValueError("api_key must be a non-empty string or None")
         self.engines: dict[str, Engine] = build_engines()
@@ -93,11 +113,11 @@ class ServerState:
         self.prices = resolve_prices(self.engines, prices)
         self.latency = float(latency)
         self.max_body_bytes = max_body_bytes
+        self.max_audio_seconds = float(max_audio_seconds)
         self.faults = FaultInjector(rate=fail_rate, seed=seed, kinds=faults, retry_after=retry_after)
         self.stats = ServerStats()
-        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.workers = EngineWorkers(workers or default_workers(), stats=self.stats)
         self._key = api_key.encode("utf-8") if api_key else None
-        self._executor: ThreadPoolExecutor | None = None
         self._generation = itertools.count(1)
 
     def __repr__(self) -> str:  # never shows the key
@@ -121,17 +141,13 @@ class ServerState:
         """An id for the ``X-Generation-Id`` header."""
         return f"gen-local-{next(self._generation)}"
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking ``fn(*args)`` in the worker threads, off the event loop."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="stt-engine")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def limits(self) -> dict[str, Any]:
+        """The limits of every model here: ``{"max_audio_seconds": ..., "max_body_bytes": ...}``."""
+        return {"max_audio_seconds": self.max_audio_seconds, "max_body_bytes": self.max_body_bytes}
 
     def close(self) -> None:
-        """Stop the worker threads (the app's lifespan does this at shutdown)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Stop the worker processes and threads (the app's lifespan does this at shutdown)."""
+        self.workers.close()
 
 
 class _App(Starlette):
@@ -158,10 +174,11 @@ def _unauthorized(request: Request) -> Response:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with a 413 as soon as it is known to exceed ``limit`` bytes."""
-    too_large = RequestError(f"request body is over this server's limit of {limit} bytes (max_body_bytes)", status=413)
+    message = f"request body is over this server's limit of {limit} bytes (max_body_bytes)"
+    too_large = RequestError(message, status=413, metadata={"max_body_bytes": limit})
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise RequestError(message, status=413, metadata={"max_body_bytes": limit, "body_bytes": int(declared)})
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -196,7 +213,25 @@ async def _run_engine(state: ServerState, req: TranscriptionRequest) -> Response
             {"supported_languages": supported},
         )
     try:
-        result = await engine.transcribe(req.audio, req.format, sha256=req.sha256, language=language, run=state.run)
+        result = await engine.transcribe(
+            req.audio,
+            req.format,
+            sha256=req.sha256,
+            language=language,
+            workers=state.workers,
+            max_seconds=state.max_audio_seconds,
+        )
+    except AudioTooLong as exc:
+        seconds = "longer" if exc.seconds is None else f"{exc.seconds:.1f} s long,"
+        metadata: dict[str, Any] = {"max_audio_seconds": exc.limit}
+        if exc.seconds is not None:
+            metadata["audio_seconds"] = round(exc.seconds, 3)
+        return error_response(
+            400,
+            f"the audio is {seconds} over {engine.id}'s limit of {exc.limit:g} s per request "
+            "(max_audio_seconds); cut it into shorter pieces",
+            metadata,
+        )
     except DecodeError as exc:
         return error_response(400, f"input_audio.data cannot be decoded as {req.format}: {exc}")
     except MissingExtraError as exc:
@@ -217,9 +252,40 @@ async def _transcribe(request: Request, state: ServerState) -> tuple[Response, s
     try:
         body = await _read_body(request, state.max_body_bytes)
     except RequestError as exc:
-        return error_response(exc.status, exc.message, headers={"connection": "close"}), exc.status
+        return error_response(exc.status, exc.message, exc.metadata, headers={"connection": "close"}), exc.status
     except ClientDisconnect:
         return error_response(400, "the client disconnected before sending the whole body"), "disconnect"
+    return await _unless_disconnected(_answer(state, request, body), request.receive)
+
+
+async def _until_disconnected(receive: Receive) -> None:
+    """Return once the client has gone away (the body has been read: only ``http.disconnect`` is left)."""
+    message: Message = {}
+    while message.get("type") != "http.disconnect":
+        message = await receive()
+
+
+async def _unless_disconnected(
+    work: Awaitable[tuple[Response, str | int]], receive: Receive
+) -> tuple[Response, str | int]:
+    """Await ``work``; if the client goes away first, cancel it and answer "cancelled" (nobody reads it)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_until_disconnected(receive))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return error_response(499, "the client went away; the work was cancelled"), "cancelled"
+    return task.result()
+
+
+async def _answer(state: ServerState, request: Request, body: bytes) -> tuple[Response, str | int]:
+    """Everything after the body is read: latency, parsing, faults, the engine."""
     if state.latency:
         await asyncio.sleep(state.latency)
     req: TranscriptionRequest | None = None
@@ -261,6 +327,9 @@ async def transcriptions(request: Request) -> Response:
     label: str | int = "error"
     try:
         response, label = await _transcribe(request, state)
+    except asyncio.CancelledError:  # the ASGI server (or an in-process client) cancelled the request
+        label = "cancelled"
+        raise
     finally:
         state.stats.finished(label)
     return response
@@ -271,7 +340,11 @@ async def models(request: Request) -> Response:
     state = _state(request)
     wanted = request.query_params.get("output_modalities")
     show = wanted is None or bool({"all", "transcription"} & {m.strip() for m in wanted.split(",")})
-    data = [model_entry(e, state.prices[m]) for m, e in state.engines.items() if show and not state.missing[m]]
+    data = [
+        model_entry(e, state.prices[m], limits=state.limits())
+        for m, e in state.engines.items()
+        if show and not state.missing[m]
+    ]
     return json_response({"data": data})
 
 
@@ -305,6 +378,7 @@ def create_app(
     seed: int = 0,
     prices: Mapping[str, float] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
     faults: Any = DEFAULT_FAULTS,
     retry_after: float = DEFAULT_RETRY_AFTER,
     workers: int | None = None,
@@ -314,7 +388,9 @@ def create_app(
     ``api_key``: require ``Authorization: Bearer <key>``. ``latency``: seconds added to each
     transcription. ``fail_rate``/``seed``/``faults``/``retry_after``: fault injection (see ``faults``).
     ``prices``: USD per audio minute by model id (all 0 by default). ``max_body_bytes``: larger bodies
-    get a 413. ``workers``: threads for CPU-bound engines (default min(4, CPUs)).
+    get a 413. ``max_audio_seconds``: longer audio gets a 400 (default 1,500 s). ``workers``: processes
+    for the pocketsphinx engines (default: every CPU), started on the first request that needs them and
+    stopped at shutdown (``app.state.stt.close()`` when you drive the app without its lifespan).
 
     Example::
 
@@ -329,6 +405,7 @@ def create_app(
         seed=seed,
         prices=prices,
         max_body_bytes=max_body_bytes,
+        max_audio_seconds=max_audio_seconds,
         faults=faults,
         retry_after=retry_after,
         workers=workers,

@@ -16,11 +16,12 @@ from .engines import Engine
 __all__ = ["model_entry"]
 
 
-def model_entry(engine: Engine, per_minute: float) -> dict[str, Any]:
+def model_entry(engine: Engine, per_minute: float, *, limits: dict[str, Any] | None = None) -> dict[str, Any]:
     """One model of the list, priced at ``per_minute`` USD per audio minute.
 
     OpenRouter's prices are strings in USD per unit: ``audio`` is per second of audio here; ``per_minute``
-    is this server's own field. ``supported_languages`` and ``default_language`` are ours too.
+    is this server's own field. ``supported_languages``, ``default_language`` and ``limits``
+    (``{"max_audio_seconds", "max_body_bytes"}``: what one request may carry) are ours too.
 
     Example::
 
@@ -51,4 +52,5 @@ def model_entry(engine: Engine, per_minute: float) -> dict[str, Any]:
         "supported_parameters": ["language", "temperature"],
         "supported_languages": sorted(engine.languages),
         "default_language": engine.default_language,
+        "limits": dict(limits) if limits is not None else None,
     }

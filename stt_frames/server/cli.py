@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from . import MODELS
+from .decode import DEFAULT_MAX_AUDIO_SECONDS
 from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FAULT_KINDS, parse_faults
 from .pricing import parse_price
 from .request import DEFAULT_MAX_BODY_BYTES
@@ -49,6 +50,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not 0.0 <= value <= 3600.0:
         raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
 
@@ -137,7 +148,20 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argument
         metavar="N",
         help=f"larger request bodies get a 413 (default {DEFAULT_MAX_BODY_BYTES})",
     )
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N", help="threads for CPU-bound engines")
+    p.add_argument(
+        "--max-audio-seconds",
+        type=_positive_seconds,
+        default=DEFAULT_MAX_AUDIO_SECONDS,
+        metavar="SECONDS",
+        help=f"longer audio gets a 400 stating the limit (default {DEFAULT_MAX_AUDIO_SECONDS:g})",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="processes for the pocketsphinx engines (default: every CPU)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--access-log", action="store_true", help="log every request (to stderr)")
     p.set_defaults(func=run)
@@ -201,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             prices=dict(args.price),
             max_body_bytes=args.max_body_bytes,
+            max_audio_seconds=args.max_audio_seconds,
             faults=args.faults,
             retry_after=args.retry_after,
             workers=args.workers,

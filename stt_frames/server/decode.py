@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 from .._extras import require
 
 __all__ = [
     "DEFAULT_MAX_AUDIO_SECONDS",
     "SAMPLE_RATE",
+    "AudioTooLong",
     "DecodeError",
     "UnsupportedWavEncoding",
     "decode_pcm16",
@@ -30,8 +32,9 @@ __all__ = [
 #: Sample rate of the PCM the engines consume.
 SAMPLE_RATE: int = 16_000
 
-#: Longest audio the server decodes (2 hours); longer audio is refused with a 400.
-DEFAULT_MAX_AUDIO_SECONDS: float = 7200.0
+#: Longest audio a model takes in one request (25 minutes, about what OpenAI's models take);
+#: longer audio is refused with a 400 that states the limit and the audio's duration.
+DEFAULT_MAX_AUDIO_SECONDS: float = 1500.0
 
 # FFmpeg demuxer for each contract format (a hint; FFmpeg still checks the bytes).
 _DEMUXERS: dict[str, str] = {
@@ -54,6 +57,29 @@ class DecodeError(ValueError):
 
 class UnsupportedWavEncoding(DecodeError):
     """A valid WAV file whose samples are compressed, so its header alone does not give the duration."""
+
+
+class AudioTooLong(DecodeError):
+    """The audio runs past the server's limit; ``seconds`` is its duration (None when unknown), ``limit`` the limit.
+
+    Picklable (it crosses from the engine's worker process): its ``args`` are ``(seconds, limit)``.
+    """
+
+    def __init__(self, seconds: float | None, limit: float) -> None:
+        super().__init__(seconds, limit)
+        self.seconds = seconds
+        self.limit = limit
+
+    def __str__(self) -> str:
+        length = "longer" if self.seconds is None else f"{self.seconds:.1f} s long,"
+        return f"the audio is {length} over this server's limit of {self.limit:g} s per request (max_audio_seconds)"
+
+
+def check_duration(seconds: float, limit: float) -> float:
+    """Return ``seconds``, or raise AudioTooLong when it is over ``limit``."""
+    if seconds > limit:
+        raise AudioTooLong(seconds, limit)
+    return seconds
 
 
 def wav_duration(data: bytes) -> float:
@@ -99,8 +125,9 @@ def wav_duration(data: bytes) -> float:
 def decode_pcm16(data: bytes, format: str, *, max_seconds: float = DEFAULT_MAX_AUDIO_SECONDS) -> bytes:
     """Decode ``data`` (a whole file in a contract ``format``) to 16 kHz mono int16 little-endian PCM.
 
-    Raises DecodeError when the bytes cannot be decoded, hold no audio, or run past ``max_seconds``;
-    MissingExtraError when PyAV (the ``local`` extra) is not installed.
+    Raises DecodeError when the bytes cannot be decoded or hold no audio, AudioTooLong when they run past
+    ``max_seconds`` (with the duration the container states, else the decoded one), MissingExtraError when
+    PyAV (the ``local`` extra) is not installed.
 
     Example::
 
@@ -119,7 +146,7 @@ def decode_pcm16(data: bytes, format: str, *, max_seconds: float = DEFAULT_MAX_A
                 for chunk in resampler.resample(frame):
                     out += memoryview(chunk.planes[0])[: chunk.samples * 2]
                 if len(out) > 2 * limit:
-                    raise DecodeError(f"the audio is longer than {max_seconds:g} s, this server's limit")
+                    raise AudioTooLong(_stated_seconds(container, len(out) / (2 * SAMPLE_RATE)), max_seconds)
             for chunk in resampler.resample(None):
                 out += memoryview(chunk.planes[0])[: chunk.samples * 2]
     except DecodeError:
@@ -130,3 +157,10 @@ def decode_pcm16(data: bytes, format: str, *, max_seconds: float = DEFAULT_MAX_A
     if not out:
         raise DecodeError("the file decodes to no samples")
     return bytes(out)
+
+
+def _stated_seconds(container: Any, decoded: float) -> float:
+    """The duration a container states (FFmpeg reads or estimates it), or the decoded length if larger."""
+    duration = container.duration  # in microseconds (AV_TIME_BASE), None when unknown
+    stated = duration / 1_000_000 if isinstance(duration, int) and duration > 0 else 0.0
+    return max(stated, decoded)

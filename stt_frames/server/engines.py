@@ -5,11 +5,19 @@
 - ``local/pocketsphinx``: real English recognition with the model inside the pocketsphinx wheel.
 - ``local/pocketsphinx-fast``: the same with narrow beams: about twice as fast, less accurate.
 
-CPU work runs in a worker thread; a pocketsphinx ``Decoder`` is not thread-safe, so each engine keeps a
-pool of decoders and a thread takes one for the length of a decode. pocketsphinx holds the GIL while it
-searches, so audio is decoded in pieces of at most ``MAX_SEGMENT_SECONDS``, cut at the quietest 100 ms
-near each boundary: the event loop gets the GIL back between pieces. (Decoding a piece whole, rather than
-streaming it in small chunks, keeps the accuracy: batch cepstral normalisation.)
+How a pocketsphinx request is decoded (the work runs in the server's worker processes, see ``workers``):
+
+1. One job decodes the file to 16 kHz mono PCM (refusing audio over ``max_audio_seconds``) and cuts it
+   into utterances at pauses with pocketsphinx's voice-activity detector (``speech_segments``); an
+   utterance longer than ``MAX_SEGMENT_SECONDS`` is cut again at its quietest 100 ms (``split_quiet``).
+2. Each utterance is then one job (``recognise_utterance``), so a long recording uses every worker, and a
+   request whose client goes away stops between utterances. The words are joined in order.
+
+Each worker process keeps one ``Decoder`` per model, created on its first utterance (loading the model
+takes about half a second). Every utterance is decoded whole (``full_utt=True``: batch cepstral
+normalisation over that utterance alone), so its text does not depend on what the decoder heard before:
+the same audio gets the same text whichever worker decodes it and in whatever order
+(``tests/test_server_engines.py`` checks it).
 
 Example::
 
@@ -20,30 +28,36 @@ Example::
 from __future__ import annotations
 
 import importlib.util
-import queue
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .._extras import require
-from .decode import SAMPLE_RATE, UnsupportedWavEncoding, decode_pcm16, wav_duration
+from .decode import (
+    SAMPLE_RATE,
+    DecodeError,
+    UnsupportedWavEncoding,
+    check_duration,
+    decode_pcm16,
+    wav_duration,
+)
 from .languages import ISO_639_1
 
+if TYPE_CHECKING:
+    from .workers import EngineWorkers
+
 __all__ = [
+    "FAST_DECODER_OPTIONS",
     "MAX_SEGMENT_SECONDS",
     "EchoEngine",
     "Engine",
     "PocketsphinxEngine",
-    "Runner",
     "Transcript",
     "build_engines",
+    "prepare_speech",
+    "recognise_utterance",
+    "speech_segments",
     "split_quiet",
 ]
-
-T = TypeVar("T")
-
-#: Runs a blocking function off the event loop: ``await runner(fn, *args)``.
-Runner = Callable[..., Awaitable[Any]]
 
 #: Narrow beams of ``local/pocketsphinx-fast`` (pocketsphinx's defaults: beam 1e-48, wbeam 7e-29,
 #: pbeam 1e-48, maxhmmpf 30000, maxwpf -1).
@@ -56,7 +70,8 @@ FAST_DECODER_OPTIONS: dict[str, Any] = {
 }
 
 
-#: Longest piece of audio given to pocketsphinx in one call (it holds the GIL for the whole call).
+#: Longest utterance given to pocketsphinx in one job: speech without a pause for longer is cut at its
+#: quietest moment (this bounds a job's time, and so how long a cancelled request keeps a worker busy).
 MAX_SEGMENT_SECONDS: float = 20.0
 
 
@@ -86,6 +101,73 @@ def split_quiet(pcm: bytes, *, max_seconds: float = MAX_SEGMENT_SECONDS) -> list
     return pieces
 
 
+def speech_segments(pcm: bytes, *, max_seconds: float = MAX_SEGMENT_SECONDS) -> list[bytes]:
+    """The utterances of 16 kHz int16 PCM: its speech regions, cut at pauses by pocketsphinx's voice-activity
+    detector (``pocketsphinx.Endpointer``, its defaults: 0.3 s windows, the loosest mode), silence dropped.
+
+    A region longer than ``max_seconds`` is cut with ``split_quiet``. Silence alone gives no utterance.
+
+    Example::
+
+        [len(u) / 32000 for u in speech_segments(pcm)]  # e.g. [2.9, 3.4, 1.7]
+    """
+    ps = require("pocketsphinx", "local", "the pocketsphinx engines")
+    endpointer = ps.Endpointer(sample_rate=SAMPLE_RATE)
+    step = endpointer.frame_bytes
+    regions: list[bytes] = []
+    current: list[bytes] = []
+    whole = len(pcm) - len(pcm) % step
+    for offset in range(0, whole, step):
+        speech = endpointer.process(pcm[offset : offset + step])
+        if speech is not None:
+            current.append(speech)
+            if not endpointer.in_speech:
+                regions.append(b"".join(current))
+                current = []
+    if endpointer.in_speech:  # the audio ends in speech: flush what the endpointer still holds
+        speech = endpointer.end_stream(pcm[whole:] or bytes(2))
+        if speech is not None:
+            current.append(speech)
+    if current:
+        regions.append(b"".join(current))
+    return [piece for region in regions for piece in split_quiet(region, max_seconds=max_seconds)]
+
+
+# --- the jobs of the worker processes (module-level functions with plain arguments: picklable) ------------
+
+#: This process's pocketsphinx decoders by model id, created on first use (only ever used in one thread).
+_DECODERS: dict[str, Any] = {}
+
+
+def prepare_speech(audio: bytes, format: str, max_seconds: float) -> tuple[float, list[bytes]]:
+    """Job 1 of a pocketsphinx request: decode the file, refuse it over ``max_seconds``, cut it into utterances.
+
+    Returns (the audio's duration in seconds, its utterances as PCM).
+    """
+    pcm = decode_pcm16(audio, format, max_seconds=max_seconds)
+    seconds = check_duration(len(pcm) / (2 * SAMPLE_RATE), max_seconds)
+    return seconds, speech_segments(pcm)
+
+
+def recognise_utterance(model_id: str, options: dict[str, Any], pcm: bytes) -> str:
+    """Job 2: the words pocketsphinx hears in one utterance, with this process's decoder for ``model_id``.
+
+    Example::
+
+        recognise_utterance("local/pocketsphinx", {}, pcm)  # 'hello world'
+    """
+    decoder = _DECODERS.pop(model_id, None)  # not put back if the decode below raises
+    if decoder is None:
+        ps = require("pocketsphinx", "local", f"the {model_id} engine")
+        decoder = ps.Decoder(loglevel="ERROR", **options)
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    _DECODERS[model_id] = decoder
+    return str(hyp.hypstr) if hyp is not None else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Transcript:
     """What an engine returns: the text and the duration of the audio it heard."""
@@ -109,31 +191,42 @@ class Engine:
         """The required optional modules that are not installed (empty when the engine can run)."""
         return [m for m, _ in self.requires if importlib.util.find_spec(m) is None]
 
-    async def transcribe(self, audio: bytes, format: str, *, sha256: str, language: str, run: Runner) -> Transcript:
-        """Transcribe ``audio`` (raw file bytes in a contract ``format``); blocking work goes to ``run``."""
+    async def transcribe(
+        self, audio: bytes, format: str, *, sha256: str, language: str, workers: EngineWorkers, max_seconds: float
+    ) -> Transcript:
+        """Transcribe ``audio`` (raw file bytes in a contract ``format``) on ``workers``.
+
+        Raises DecodeError for undecodable audio, AudioTooLong (a DecodeError) past ``max_seconds``.
+        """
         raise NotImplementedError
 
 
-def _decoded_seconds(audio: bytes, format: str) -> float:
-    return len(decode_pcm16(audio, format)) / (2 * SAMPLE_RATE)
+def _decoded_seconds(audio: bytes, format: str, max_seconds: float) -> float:
+    return len(decode_pcm16(audio, format, max_seconds=max_seconds)) / (2 * SAMPLE_RATE)
 
 
 class EchoEngine(Engine):
-    """``fake/echo``: echoes a fingerprint and the duration of the audio. Accepts every ISO-639-1 code."""
+    """``fake/echo``: echoes a fingerprint and the duration of the audio. Accepts every ISO-639-1 code.
+
+    It stays in the server process: a WAV file's duration comes from its header, other formats are
+    decoded in a thread.
+    """
 
     id = "fake/echo"
     name = "Fake: Echo"
     description = "Deterministic and instant: 'echo <sha256[:8]> <seconds>s'. For tests and benchmarks."
     languages = ISO_639_1
 
-    async def transcribe(self, audio: bytes, format: str, *, sha256: str, language: str, run: Runner) -> Transcript:
-        if format == "wav":
-            try:
-                seconds = wav_duration(audio)
-            except UnsupportedWavEncoding:
-                seconds = await run(_decoded_seconds, audio, format)
-        else:
-            seconds = await run(_decoded_seconds, audio, format)
+    async def transcribe(
+        self, audio: bytes, format: str, *, sha256: str, language: str, workers: EngineWorkers, max_seconds: float
+    ) -> Transcript:
+        try:
+            if format != "wav":
+                raise UnsupportedWavEncoding(format)
+            seconds = wav_duration(audio)
+        except UnsupportedWavEncoding:
+            seconds = await workers.in_thread(_decoded_seconds, audio, format, max_seconds)
+        check_duration(seconds, max_seconds)
         return Transcript(text=f"echo {sha256[:8]} {seconds:.2f}s", seconds=seconds)
 
 
@@ -141,46 +234,27 @@ class PocketsphinxEngine(Engine):
     """Offline English recognition with pocketsphinx's bundled model; ``options`` tune the decoder."""
 
     languages = frozenset({"en"})
-    requires = (("pocketsphinx", "local"), ("av", "local"))
+    requires = (("pocketsphinx", "local"), ("av", "local"), ("numpy", "local"))
 
     def __init__(self, model_id: str, name: str, description: str, options: dict[str, Any]) -> None:
         self.id = model_id
         self.name = name
         self.description = description
         self.options = dict(options)
-        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
-    def _new_decoder(self) -> Any:
-        ps = require("pocketsphinx", "local", f"the {self.id} engine")
-        return ps.Decoder(loglevel="ERROR", **self.options)
-
-    def recognise(self, audio: bytes, format: str) -> Transcript:
-        """Decode and recognise in the calling thread (blocking). The server calls it in a worker thread.
-
-        Example::
-
-            engine = build_engines()["local/pocketsphinx"]
-            engine.recognise(open("hello.wav", "rb").read(), "wav").text  # 'hello world'
-        """
-        pcm = decode_pcm16(audio, format)
-        try:
-            decoder = self._idle.get_nowait()
-        except queue.Empty:
-            decoder = self._new_decoder()
-        words: list[str] = []
-        for piece in split_quiet(pcm):
-            decoder.start_utt()
-            decoder.process_raw(piece, full_utt=True)
-            decoder.end_utt()
-            hyp = decoder.hyp()
-            if hyp is not None:
-                words += hyp.hypstr.split()
-        self._idle.put(decoder)  # not returned to the pool if anything above raised
-        return Transcript(text=" ".join(words), seconds=len(pcm) / (2 * SAMPLE_RATE))
-
-    async def transcribe(self, audio: bytes, format: str, *, sha256: str, language: str, run: Runner) -> Transcript:
-        result: Transcript = await run(self.recognise, audio, format)
-        return result
+    async def transcribe(
+        self, audio: bytes, format: str, *, sha256: str, language: str, workers: EngineWorkers, max_seconds: float
+    ) -> Transcript:
+        if format == "wav":  # refuse a long WAV file from its header, before shipping it to a worker
+            try:
+                header_seconds = wav_duration(audio)
+            except DecodeError:
+                pass  # the decoder in the worker says what is wrong, or copes
+            else:
+                check_duration(header_seconds, max_seconds)
+        seconds, utterances = await workers.in_process(prepare_speech, audio, format, max_seconds)
+        texts = await workers.map_in_processes(recognise_utterance, [(self.id, self.options, u) for u in utterances])
+        return Transcript(text=" ".join(t for t in texts if t), seconds=seconds)
 
 
 def build_engines() -> dict[str, Engine]:

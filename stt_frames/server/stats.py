@@ -4,6 +4,12 @@ The audio hash is the SHA-256 (hex) of the decoded ``input_audio.data`` bytes, t
 would cache on. ``billed`` counts the requests the engine completed with a 200, i.e. what a real
 provider would charge for, including a ``truncate`` fault (the work was done, the answer was lost).
 
+A client that goes away while its request waits (``latency``) or is being transcribed stops the work:
+the request is counted under ``statuses["cancelled"]`` and is not billed, since no answer was made.
+(Work that had finished before the client left stays billed, like ``truncate``.) ``jobs`` counts the
+engines' jobs in the worker processes (``done``) and those dropped unstarted because their request was
+cancelled (``cancelled``); see ``workers``.
+
 Example::
 
     from stt_frames.local_server import get_stats
@@ -37,6 +43,8 @@ class ServerStats:
         self.seconds = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.jobs_done = 0
+        self.jobs_cancelled = 0
 
     def started(self) -> None:
         """Count a transcription request that arrived."""
@@ -69,6 +77,12 @@ class ServerStats:
             self.cost += cost
             self.seconds += seconds
 
+    def jobs(self, *, done: int = 0, cancelled: int = 0) -> None:
+        """Count engine jobs that ran in a worker process, and jobs dropped before they started."""
+        with self._lock:
+            self.jobs_done += done
+            self.jobs_cancelled += cancelled
+
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy of every counter (the body of ``GET /api/v1/_stats``).
 
@@ -89,6 +103,7 @@ class ServerStats:
                 "seconds": round(self.seconds, 6),
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
+                "jobs": {"done": self.jobs_done, "cancelled": self.jobs_cancelled},
             }
 
     def reset(self) -> None:
