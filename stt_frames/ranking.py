@@ -17,9 +17,13 @@ column                    dtype    meaning
 ``cost_per_audio_hour``   Float64  ``cost / audio_seconds * 3600``: USD per hour of transcribed audio
 ``latency_p50_s``         Float64  median of ``latency_s``
 ``latency_p95_s``         Float64  95th percentile of ``latency_s`` (linear interpolation)
-``throughput``            Float64  audio seconds sent in the run (cache hits left out) / ``run_wall_s``;
-                                   <NA> when every answer came from the cache
+``throughput``            Float64  audio seconds per second of latency: ``sum(seconds) / sum(latency_s)`` over
+                                   the rows that succeeded and have both (x real time, one request at a time)
 ========================  =======  ========================================================================
+
+Latency and throughput use ``latency_s`` as recorded when the answer was first transcribed: a row served
+from the cache carries that first run's latency, so a rerun from the cache shows the same figures, and
+neither the run's concurrency nor its cache hits change them.
 
 Rows are sorted by ``wer`` then ``cer`` (ascending, <NA> last), then model and language. A rate whose
 denominator is zero or missing is <NA>, never inf and never an exception. Rates are fractions (0.25 = 25 %).
@@ -83,12 +87,12 @@ def _quantile(values: pd.Series, q: float) -> Any:
     return values.quantile(q) if len(values) else pd.NA
 
 
-def _fresh_seconds(group: pd.DataFrame, failed: pd.Series) -> Any:
-    """Audio seconds of the successful rows that were sent in this run (not cache hits); <NA> if none."""
-    keep = ~failed.to_numpy(dtype=bool)
-    if "cached" in group.columns:
-        keep &= ~group["cached"].fillna(False).to_numpy(dtype=bool)
-    return _total(_numbers(group, "seconds")[keep]) if keep.any() else pd.NA
+def _throughput(seconds: pd.Series, latency: pd.Series, failed: pd.Series) -> Any:
+    """Audio seconds per second of recorded latency, over successful rows that have both; <NA> if none."""
+    keep = ~failed.to_numpy(dtype=bool) & seconds.notna().to_numpy(dtype=bool) & latency.notna().to_numpy(dtype=bool)
+    if not keep.any():
+        return pd.NA
+    return _ratio(_total(seconds[keep]), _total(latency[keep]))
 
 
 def _summarise(group: pd.DataFrame, hypothesis: str) -> dict[str, Any]:
@@ -106,8 +110,7 @@ def _summarise(group: pd.DataFrame, hypothesis: str) -> dict[str, Any]:
     cer = _ratio(_total(char_errors[char_errors.notna()]), _total(_numbers(group, "ref_chars")[char_errors.notna()]))
     cost = _total(_numbers(group, "cost"))
     audio_seconds = _total(_numbers(group, "seconds")[~failed.to_numpy(dtype=bool)])
-    latency = _numbers(group, "latency_s")
-    run_wall = _numbers(group, "run_wall_s").dropna()
+    latency = _numbers(group, "latency_s")  # for a cache hit: the latency recorded when it was first sent
     return {
         "n": len(group),
         "n_errors": int(failed.sum()),
@@ -119,9 +122,7 @@ def _summarise(group: pd.DataFrame, hypothesis: str) -> dict[str, Any]:
         "cost_per_audio_hour": _ratio(cost, audio_seconds) * 3600,
         "latency_p50_s": _quantile(latency, 0.5),
         "latency_p95_s": _quantile(latency, 0.95),
-        # run_wall_s is one value per (model, language) run, repeated on each of its rows. Answers served
-        # from the cache took no model time, so only the audio that was really sent counts.
-        "throughput": _ratio(_fresh_seconds(group, failed), run_wall.max() if len(run_wall) else pd.NA),
+        "throughput": _throughput(_numbers(group, "seconds"), latency, failed),
     }
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 import stt_frames
+
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 # Spelled out here, not imported: the spec the table must meet.
 LEADERBOARD_COLUMNS = (
@@ -149,14 +152,14 @@ def test_cost_per_audio_hour_latency_percentiles_and_throughput() -> None:
     assert row["cost_per_audio_hour"] == pytest.approx(0.09 / 300 * 3600)
     assert row["latency_p50_s"] == pytest.approx(5.5)
     assert row["latency_p95_s"] == pytest.approx(9.55)  # linear interpolation between 9 and 10
-    assert row["throughput"] == pytest.approx(300 / 30)
+    assert row["throughput"] == pytest.approx(300 / 55)  # 300 s of audio in 1 + 2 + ... + 10 s of latency
     assert pd.isna(row["wer"])  # no reference given, no scores present
 
 
 def test_missing_measurements_give_na_not_errors() -> None:
     df = results(
         [
-            {"model": "zero-wall", "text": "t", "seconds": 5.0, "run_wall_s": 0.0, "cost": 0.0},
+            {"model": "zero-wall", "text": "t", "seconds": 5.0, "latency_s": 0.0, "cost": 0.0},
             {"model": "nothing", "text": "t"},
         ]
     )
@@ -185,20 +188,41 @@ def test_the_function_is_not_shadowed_by_its_module() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_throughput_counts_only_audio_that_was_sent() -> None:
-    """Cache hits took no model time: they are left out of throughput, and an all-cached run has none."""
-    results = pd.DataFrame(
-        {
-            "model": ["m", "m", "n", "n"],
-            "language": pd.array([pd.NA] * 4, dtype="string"),
-            "text": ["a", "b", "a", "b"],
-            "seconds": pd.array([10.0, 30.0, 10.0, 30.0], dtype="Float64"),
-            "cached": pd.array([True, False, True, True], dtype="boolean"),
-            "error": pd.array([pd.NA] * 4, dtype="string"),
-            "run_wall_s": pd.array([2.0, 2.0, 0.1, 0.1], dtype="Float64"),
-        }
-    )
-    board = stt_frames.leaderboard(results).set_index("model")
-    assert board.loc["m", "throughput"] == pytest.approx(15.0)  # 30 s sent in 2 s
-    assert pd.isna(board.loc["n", "throughput"])
-    assert board.loc["n", "audio_seconds"] == 40.0  # the audio itself still counts
+def test_throughput_and_latency_of_cached_rows_come_from_their_first_run() -> None:
+    """A cache hit carries the latency recorded when it was first transcribed: a rerun from the cache shows the
+    same throughput and latency as the run that sent it (once <NA> when every row came from the cache)."""
+
+    def run(cached: bool) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "model": ["m", "m", "m"],
+                "language": pd.array([pd.NA] * 3, dtype="string"),
+                "text": ["a", "b", None],
+                "seconds": pd.array([10.0, 30.0, 50.0], dtype="Float64"),
+                "latency_s": pd.array([1.0, 3.0, 9.0], dtype="Float64"),
+                "cached": pd.array([cached, cached, False], dtype="boolean"),
+                "error": pd.array([None, None, "500: failed"], dtype="string"),
+                "run_wall_s": pd.array([0.01 if cached else 3.0] * 3, dtype="Float64"),
+            }
+        )
+
+    first, rerun = (stt_frames.leaderboard(run(cached)).iloc[0] for cached in (False, True))
+    assert first["throughput"] == pytest.approx(40 / 4)  # the failed row is left out
+    assert rerun["throughput"] == pytest.approx(first["throughput"])
+    assert (rerun["latency_p50_s"], rerun["latency_p95_s"]) == (first["latency_p50_s"], first["latency_p95_s"])
+    assert rerun["audio_seconds"] == 40.0
+
+
+def test_throughput_of_a_cached_compare_rerun_is_recorded(tmp_path: Path) -> None:
+    """End to end: compare twice on the local server; the second run is all cache hits and keeps its throughput."""
+    pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
+    df = pd.read_csv(DATA / "samples.csv").head(4)
+    df["path"] = str(DATA) + "/" + df["path"]
+    with stt_frames.serve_local() as url, stt_frames.Client(base_url=url) as client:
+        boards = []
+        for _ in range(2):
+            results = stt_frames.compare(df, models=["fake/echo"], client=client, cache=tmp_path, progress=False)
+            boards.append(stt_frames.leaderboard(results).iloc[0])
+        assert results["cached"].all()
+    assert pd.notna(boards[1]["throughput"]) and boards[1]["throughput"] == pytest.approx(boards[0]["throughput"])
+    assert boards[1]["latency_p50_s"] == pytest.approx(boards[0]["latency_p50_s"])
