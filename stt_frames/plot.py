@@ -1,15 +1,21 @@
-"""A two-panel chart of a leaderboard: cost per audio hour against WER, and WER per language.
+"""A chart of a leaderboard: one panel per language, cost per audio hour against WER, one labelled point per model.
 
 Built with matplotlib's object API (``matplotlib.figure.Figure``), so it needs no pyplot state and no
 display: it works headless and in threads. The figure shows itself in a notebook (it has ``_repr_png_``)
 and saves with ``fig.savefig("board.png")``. Needs the ``plot`` extra.
+
+Every panel's axes start at 0 (a WER or a price is never negative), and model labels are placed so that
+no two overlap and none leaves its panel: each label tries a few positions around its point, nearest
+first, and takes the first that is free.
 """
 
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
@@ -20,7 +26,16 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_leaderboard"]
 
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
+#: Panels per row of the figure.
+MAX_COLUMNS: Final = 3
+#: Where a label may go around its point, in points (x, y), nearest first.
+_LABEL_OFFSETS: Final = tuple(
+    (round(r * math.cos(math.radians(a))), round(r * math.sin(math.radians(a))))
+    for r in (7, 14, 24, 36)
+    for a in (30, -30, 150, -150, 90, -90, 0, 180)
+)
+#: Head room above the highest point and right of the rightmost one, as a fraction of the axis.
+_MARGIN: Final = 0.25
 
 
 @cache
@@ -57,12 +72,60 @@ def _no_data(ax: Any, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
-def plot_leaderboard(results: pd.DataFrame, *, reference: str | None = None) -> Figure:
-    """Plot cost per audio hour against WER, and WER per language as grouped bars; returns the Figure.
+def _upper(values: list[float], minimum: float) -> float:
+    """An axis top: the largest value plus head room, at least ``minimum`` (so all-zero data still shows)."""
+    top = max(values, default=0.0)
+    return max(top * (1 + _MARGIN), minimum)
 
-    ``results`` is either the long table from ``compare`` or a ``leaderboard`` frame. Points are labelled by
-    model, one marker per language; colours follow the model in both panels. Groups with no WER (or no cost,
-    on the left) are left out of that panel.
+
+def _overlaps(a: Any, b: Any) -> bool:
+    return bool(a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)
+
+
+def _place_labels(ax: Any, points: list[tuple[str, float, float, Any]], renderer: Any) -> None:
+    """Annotate each (label, x, y, colour) where its box overlaps no other label or point and stays inside ``ax``."""
+    frame = ax.get_window_extent(renderer)
+    taken: list[Any] = []
+    dots = [ax.transData.transform((x, y)) for _, x, y, _ in points]
+    for label, x, y, colour in points:
+        choice = None
+        for dx, dy in _LABEL_OFFSETS:
+            ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+            va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+            note = ax.annotate(
+                label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8, ha=ha, va=va, color="0.15"
+            )
+            note.set_in_layout(False)
+            box = note.get_window_extent(renderer).expanded(1.06, 1.15)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            on_dot = any(box.x0 - 3 < px < box.x1 + 3 and box.y0 - 3 < py < box.y1 + 3 for px, py in dots)
+            if inside and not on_dot and not any(_overlaps(box, other) for other in taken):
+                choice = (note, box)
+                break
+            note.remove()
+        if choice is None:  # crowded: the last resort is far out, with a leader line to its point
+            note = ax.annotate(
+                label,
+                (x, y),
+                xytext=(0, 48 + 12 * len(taken)),
+                textcoords="offset points",
+                fontsize=8,
+                ha="center",
+                arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.6},
+            )
+            note.set_in_layout(False)
+            choice = (note, note.get_window_extent(renderer))
+        taken.append(choice[1])
+
+
+def plot_leaderboard(
+    results: pd.DataFrame, *, reference: str | None = None, languages: Sequence[str] | None = None
+) -> Figure:
+    """Plot cost per audio hour against WER, one panel per language, one labelled point per model.
+
+    ``results`` is either the long table from ``compare`` or a ``leaderboard`` frame. Every language in it
+    gets a panel (auto-detect is ``"auto"``, shown last), unless ``languages=`` picks some. Colours follow
+    the model across panels. Groups with no WER or no cost are left out of their panel, which says so.
 
     Example::
 
@@ -71,67 +134,55 @@ def plot_leaderboard(results: pd.DataFrame, *, reference: str | None = None) -> 
     """
     require("matplotlib", "plot", "plot_leaderboard")
     from matplotlib import colormaps
-    from matplotlib.lines import Line2D
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.ticker import PercentFormatter
 
     board = results if _is_leaderboard(results) else _leaderboard(results, reference)
-    models = sorted(set(board["model"].astype(str)))
-    # Languages alphabetically, auto-detect last.
-    languages = sorted(
-        set(board["language"].astype("string").fillna("auto").astype(str)), key=lambda x: (x == "auto", x)
-    )
-    palette = colormaps["tab10"]
-    colour = {m: palette(i % palette.N) for i, m in enumerate(models)}
-    marker = {lang: _MARKERS[i % len(_MARKERS)] for i, lang in enumerate(languages)}
-
-    fig = _figure_class()(figsize=(12, 4.8), layout="constrained")
-    ax_cost, ax_wer = fig.subplots(1, 2)
     rows = [
         (str(r.model), "auto" if pd.isna(r.language) else str(r.language), r.wer, r.cost_per_audio_hour)
         for r in board.itertuples(index=False)
     ]
+    models = sorted({m for m, _, _, _ in rows})
+    present = sorted({lang for _, lang, _, _ in rows}, key=lambda x: (x == "auto", x))
+    if languages is not None:
+        wanted = ["auto" if lang is None else str(lang) for lang in languages]
+        missing = [lang for lang in wanted if lang not in present]
+        if missing:
+            raise ValueError(f"languages {missing} are not in the results; they have {present}")
+        present = wanted
+    shown = present or ["auto"]
+    palette = colormaps["tab10"]
+    colour = {m: palette(i % palette.N) for i, m in enumerate(models)}
 
-    # Left: cost per audio hour against WER.
-    points = [(m, lang, w, c) for m, lang, w, c in rows if not pd.isna(w) and not pd.isna(c)]
-    labelled: set[tuple[str, float, float]] = set()
-    for m, lang, w, c in points:
-        ax_cost.scatter([float(w)], [float(c)], color=colour[m], marker=marker[lang], s=60, zorder=3)
-        if (m, float(w), float(c)) not in labelled:  # one label where a model's languages coincide
-            labelled.add((m, float(w), float(c)))
-            ax_cost.annotate(m, (float(w), float(c)), xytext=(5, 4), textcoords="offset points", fontsize=8)
-    if points:
-        handles = [
-            Line2D([], [], linestyle="", marker=marker[lang], color="0.35", label=lang)
-            for lang in dict.fromkeys(lang for _, lang, _, _ in points)
-        ]
-        ax_cost.legend(handles=handles, title="language", fontsize=8, title_fontsize=8)
-    else:
-        _no_data(ax_cost, "no group has both a WER and a cost\n(pass reference= to score)")
-    ax_cost.set_xlabel("WER (lower is better)")
-    ax_cost.set_ylabel("USD per audio hour")
-    ax_cost.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax_cost.set_title("Cost against accuracy")
-    ax_cost.grid(alpha=0.3)
-
-    # Right: WER per language, one bar per model.
-    wer = {(m, lang): float(w) for m, lang, w, _ in rows if not pd.isna(w)}
-    if wer:
-        bar_models = [m for m in models if any((m, lang) in wer for lang in languages)]
-        width = 0.8 / len(bar_models)
-        for i, m in enumerate(bar_models):
-            xs = [j + (i - (len(bar_models) - 1) / 2) * width for j, lang in enumerate(languages) if (m, lang) in wer]
-            heights = [wer[m, lang] for lang in languages if (m, lang) in wer]
-            bars = ax_wer.bar(xs, heights, width=width, color=colour[m], label=m)
-            ax_wer.bar_label(bars, labels=[f"{h:.1%}" for h in heights], fontsize=7, padding=2)
-        ax_wer.set_xticks(range(len(languages)), languages)
-        ax_wer.margins(y=0.1)
-        ax_wer.legend(title="model", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    else:
-        _no_data(ax_wer, "no WER to show\n(pass reference= to score)")
-    ax_wer.set_xlabel("language")
-    ax_wer.set_ylabel("WER (corpus, lower is better)")
-    ax_wer.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax_wer.set_title("WER per language")
-    ax_wer.grid(axis="y", alpha=0.3)
+    columns = min(len(shown), MAX_COLUMNS)
+    lines = math.ceil(len(shown) / columns)
+    fig = _figure_class()(figsize=(4.6 * columns + 0.4, 3.9 * lines + 0.3), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(lines, columns, squeeze=False).ravel().tolist()
+    for ax in axes[len(shown) :]:
+        ax.remove()
+    scored = [(m, lang, float(w), float(c)) for m, lang, w, c in rows if not pd.isna(w) and not pd.isna(c)]
+    wer_top = _upper([w for _, _, w, _ in scored], 0.05)
+    cost_top = _upper([c for _, _, _, c in scored], 0.01)
+    panels: list[tuple[Any, list[tuple[str, float, float, Any]]]] = []
+    for ax, lang in zip(axes, shown, strict=False):
+        points = [(m, w, c, colour[m]) for m, la, w, c in scored if la == lang]
+        for _, w, c, col in points:
+            ax.scatter([w], [c], color=col, s=55, zorder=3, edgecolor="white", linewidth=0.6, clip_on=False)
+        if not points:
+            _no_data(ax, "no group has both a WER and a cost\n(pass reference= to score)")
+        ax.set_xlim(0, wer_top)  # shared limits: panels compare at a glance
+        ax.set_ylim(0, cost_top)
+        ax.set_title(f"language: {lang}", fontsize=10)
+        ax.set_xlabel("WER (lower is better)")
+        ax.set_ylabel("USD per audio hour")
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(alpha=0.3)
+        panels.append((ax, points))
+    fig.draw_without_rendering()  # settle the layout: labels are placed in their final display coordinates
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for ax, points in panels:
+        _place_labels(ax, points, renderer)
     figure: Figure = fig
     return figure
