@@ -1,7 +1,9 @@
 """The progress bar of a run: rows done, cache hits, errors, audio seconds, cost so far, projected total.
 
 The projection is spent cost plus the cost per audio second seen so far times the audio still to do
-(estimated from the mean seconds per finished row). ``tqdm.auto`` picks the notebook or terminal bar.
+(estimated from the mean seconds per finished row); it is shown only while the run is going.
+Requests sent, bytes uploaded and requests sent a second time after a lost answer
+(``possibly_billed_twice``) are counted too. ``tqdm.auto`` picks the notebook or terminal bar.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class Progress:
         self.cached = 0
         self.errors = 0
         self.sent = 0
+        self.requests = 0  # requests sent (a chunked row sends one per chunk)
+        self.uploaded_bytes = 0  # audio bytes uploaded, before base64
+        self.possibly_billed_twice = 0  # second sends of requests whose first send went out whole
         self.audio_seconds = 0.0
         self.cost = 0.0  # spent in this run (cache hits cost nothing)
         self._billed_seconds = 0.0
@@ -40,6 +45,26 @@ class Progress:
         remaining_seconds = (self.total - self.done) * (self.audio_seconds / max(self.done - self.errors, 1))
         return self.cost + per_second * remaining_seconds
 
+    def count(
+        self,
+        *,
+        requests: int = 0,
+        uploaded: int = 0,
+        resent: int = 0,
+        spent: float | None = None,
+        billed_seconds: float | None = None,
+    ) -> None:
+        """Record what one request did: sent (with ``uploaded`` bytes), sent again, or answered at a cost."""
+        self.requests += requests
+        self.uploaded_bytes += uploaded
+        self.possibly_billed_twice += resent
+        if spent is not None:
+            self.cost += spent
+            if billed_seconds:
+                self._billed_seconds += billed_seconds
+        if resent:
+            self._refresh(force=True)
+
     def update(
         self,
         n: int = 1,
@@ -47,7 +72,6 @@ class Progress:
         cached: bool = False,
         error: bool = False,
         seconds: float | None = None,
-        cost: float | None = None,
     ) -> None:
         """Record ``n`` finished rows that share one outcome."""
         self.done += n
@@ -57,23 +81,27 @@ class Progress:
             self.cached += n
         if seconds is not None and not error:
             self.audio_seconds += seconds * n
-        if cost is not None and not cached and not error:
-            self.cost += cost
-            if seconds:
-                self._billed_seconds += seconds
         if self._bar is not None:
             self._bar.update(n)
-            now = time.monotonic()
-            if now - self._last > 0.2 or self.done >= self.total:
-                self._last = now
-                self._bar.set_postfix_str(self.summary(), refresh=False)
+            self._refresh(force=self.done >= self.total)
+
+    def _refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._bar is not None and (force or now - self._last > 0.2):
+            self._last = now
+            self._bar.set_postfix_str(self.summary(), refresh=False)
 
     def summary(self) -> str:
-        """One line: cache hits, errors, audio seconds, cost so far and projected."""
-        return (
-            f"cached={self.cached} errors={self.errors} audio={self.audio_seconds:,.1f}s "
-            f"cost=${self.cost:.4f} projected=${self.projected_cost():.4f}"
-        )
+        """One line: cache hits, errors, audio seconds, cost so far and (while running) projected.
+
+        Second sends that may have been billed twice are shown whenever there are any.
+        """
+        text = f"cached={self.cached} errors={self.errors} audio={self.audio_seconds:,.1f}s cost=${self.cost:.4f}"
+        if self.done < self.total:
+            text += f" projected=${self.projected_cost():.4f}"
+        if self.possibly_billed_twice:
+            text += f" possibly_billed_twice={self.possibly_billed_twice}"
+        return text
 
     def close(self) -> None:
         """Final refresh and close the bar."""

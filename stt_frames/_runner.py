@@ -1,11 +1,15 @@
 """The engine behind transcribe_column: plan the rows, answer what the cache knows, send the rest.
 
 1. Plan (fast, no audio read): each value becomes a path or a row error; ``stat`` checks it; files
-   unchanged since they were last hashed (path, size, mtime) get their audio hash from the cache
-   without being read, and rows whose answer is cached are done at once.
-2. Send: the other rows run under the adaptive limiter. Each reads and checks its file, hashes it,
-   asks the cache again, joins an identical request already in flight, or sends one. Every answer is
-   written to the cache the moment it arrives.
+   unchanged since they were last hashed (path, size, mtime) get their audio hash and duration from the
+   cache without being read, and rows whose answer is cached are done at once.
+2. Prepare (in a worker thread for files over 1 MiB): read and check the file, hash it, read its
+   duration, and decide with the ``UploadPolicy`` whether it goes whole or in chunks.
+3. Send: a whole file joins an identical request already in flight, or is sent under the adaptive
+   limiter. A long or large file is decoded as a stream and cut into chunks; each chunk takes its own
+   slot of the limiter, is looked up in the cache under its own key, and is sent concurrently with the
+   rest. Every answer, whole or chunk, is written to the cache the moment it arrives; the stitched row
+   is stored too, so a rerun of a long file reads one entry.
 """
 
 from __future__ import annotations
@@ -15,18 +19,21 @@ import collections
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
-from .audio import check_file, probe_duration, read_audio
-from .cache import Cache, CacheEntry, CacheError, hash_bytes, request_key
+from .audio import AudioInput, check_file, check_header, read_audio
+from .cache import Cache, CacheEntry, CacheError, hash_bytes, hash_file, request_key
+from .chunking import Chunk, UploadPolicy, encode_chunk, format_clock, iter_chunks, probe_seconds
 from .client import AsyncClient
 from .errors import (
+    APIConnectionError,
     AudioError,
     AuthenticationError,
     NotFoundError,
@@ -35,6 +42,7 @@ from .errors import (
     STTError,
 )
 from .models import Transcription
+from .timeouts import TimeoutArg, as_timeout, timeout_for
 
 __all__ = ["FATAL_ERRORS", "RowResult", "RunAborted", "Runner"]
 
@@ -64,15 +72,27 @@ class RowResult:
     error: str | None = None
     cached: bool | None = None
     latency_s: float | None = None
+    chunks: int | None = None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def failed(cls, error: BaseException | str) -> RowResult:
-        return cls(error=str(error), cached=False, exception=error if isinstance(error, BaseException) else None)
+    def failed(cls, error: BaseException | str, *, chunks: int | None = None) -> RowResult:
+        return cls(
+            error=str(error),
+            cached=False,
+            chunks=chunks,
+            exception=error if isinstance(error, BaseException) else None,
+        )
 
     @classmethod
     def from_answer(
-        cls, t: Transcription, *, audio_seconds: float | None, latency_s: float | None, cached: bool
+        cls,
+        t: Transcription,
+        *,
+        audio_seconds: float | None,
+        latency_s: float | None,
+        cached: bool,
+        chunks: int = 1,
     ) -> RowResult:
         u = t.usage
         if u.seconds is not None:
@@ -91,16 +111,39 @@ class RowResult:
             cost=u.cost,
             cached=cached,
             latency_s=latency_s,
+            chunks=chunks,
         )
 
     @classmethod
     def from_entry(cls, entry: CacheEntry) -> RowResult:
+        chunks = entry.response.get(CHUNKS_FIELD, 1)
         return cls.from_answer(
             Transcription.from_json(entry.response),
             audio_seconds=entry.audio_seconds,
             latency_s=entry.latency_s,
             cached=True,
+            chunks=chunks if isinstance(chunks, int) and not isinstance(chunks, bool) else 1,
         )
+
+
+#: The field of a stitched answer (stored in the cache) that says how many chunks it joins.
+CHUNKS_FIELD = "stt_frames_chunks"
+_USAGE_FIELDS = ("cost", "input_tokens", "output_tokens", "seconds", "total_tokens")
+
+
+def stitch(answers: Sequence[Transcription]) -> dict[str, Any]:
+    """The answers of a recording's chunks, in order, as one answer: texts joined, usage summed.
+
+    A usage field is the sum over the chunks that report it, or None when none does.
+    """
+    text = " ".join(t.text.strip() for t in answers if t.text.strip())
+    usage: dict[str, Any] = {}
+    for name in _USAGE_FIELDS:
+        values = [getattr(t.usage, name) for t in answers if getattr(t.usage, name) is not None]
+        usage[name] = sum(values) if values else None
+    if usage["seconds"] is not None and any(t.usage.seconds is None for t in answers):
+        usage["seconds"] = None  # a partial sum would undercount: fall back to the audio's own duration
+    return {"text": text, "usage": usage, CHUNKS_FIELD: len(answers)}
 
 
 def as_path(value: Any) -> str:
@@ -115,12 +158,6 @@ def as_path(value: Any) -> str:
     raise AudioError(f"expected a path to an audio file, got {type(value).__name__}: {value!r:.60}")
 
 
-def _stat(path: str, max_bytes: int) -> tuple[str, int, int]:
-    """Cheap checks without reading the file; returns (absolute path, size, mtime_ns)."""
-    st, _ = check_file(path, max_bytes=max_bytes)
-    return os.path.abspath(path), st.st_size, st.st_mtime_ns
-
-
 @dataclass
 class _Item:
     """One unit of sending work: rows that share a file (and, when known, a cache key)."""
@@ -129,8 +166,55 @@ class _Item:
     path: str
     size: int
     mtime_ns: int
+    format: str
     language: str | None
     key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A file read and checked: its hash, duration, and either its bytes (sent whole) or None (chunks)."""
+
+    sha: str
+    seconds: float | None
+    clip: AudioInput | None
+
+
+#: Files up to this size are read and hashed on the event loop (a thread hop would cost more than the read).
+_INLINE_BYTES = 1 << 20
+
+
+def prepare_file(path: str, size: int, fmt: str, policy: UploadPolicy) -> _Prepared:
+    """Read (or, for chunks, stream-hash) and check a file, and decide how it is sent. Blocking."""
+    if policy.upload_format == "original" and size <= policy.max_upload_bytes:
+        clip = read_audio(path, max_bytes=None)
+        seconds = probe_seconds(clip.data)
+        sha = hash_bytes(clip.data)
+        return _Prepared(sha, seconds, clip if policy.sends_whole(size, seconds, where=path) else None)
+    check_header(path, fmt)
+    policy.sends_whole(size, None, where=path)  # raises when the file is too big and chunking is off
+    return _Prepared(hash_file(path), probe_seconds(path), None)
+
+
+class _ChunkFeed:
+    """A recording's chunks, decoded one at a time in a worker thread (never two decodes at once)."""
+
+    def __init__(self, path: str, max_seconds: float) -> None:
+        self._chunks: Iterator[Chunk] = iter_chunks(path, max_seconds=max_seconds)
+        self._pending: asyncio.Future[Chunk | None] | None = None
+
+    async def next(self) -> Chunk | None:
+        self._pending = asyncio.ensure_future(asyncio.to_thread(next, self._chunks, None))
+        chunk = await asyncio.shield(self._pending)
+        self._pending = None
+        return chunk
+
+    def close(self) -> None:
+        """Stop decoding; a decode under way finishes in its thread first."""
+        if self._pending is not None and not self._pending.done():
+            self._pending.add_done_callback(lambda _f: self._chunks.close())  # type: ignore[attr-defined]
+        else:
+            self._chunks.close()  # type: ignore[attr-defined]
 
 
 class Runner:
@@ -151,6 +235,8 @@ class Runner:
         max_cost: float | None,
         on_error: str,
         budget: Budget | None = None,
+        policy: UploadPolicy | None = None,
+        timeout: TimeoutArg | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -161,6 +247,8 @@ class Runner:
         self.extra_body = extra_body
         self.refresh = refresh
         self.on_error = on_error
+        self.policy = policy if policy is not None else UploadPolicy()
+        self.timeout = as_timeout(timeout) if timeout is not None else None
         self.limiter = AdaptiveLimiter(concurrency)
         self.budget = budget if budget is not None else Budget(max_cost)
         self._probe = asyncio.Lock()
@@ -168,7 +256,12 @@ class Runner:
         self.results: list[RowResult | None] = []
         self.stopped = False  # set before RunAborted is raised: no new request goes out after it
 
-    def _key(self, sha: str, language: str | None) -> str:
+    def _key(self, sha: str, language: str | None, *, chunked: bool = False, chunk: str | None = None) -> str:
+        upload: dict[str, Any] | None = None
+        if chunk is not None:
+            upload = {"chunk": chunk}
+        elif chunked:
+            upload = self.policy.key_part()
         return request_key(
             sha,
             model=self.model,
@@ -177,7 +270,15 @@ class Runner:
             provider_options=self.provider_options,
             endpoint=self.client.base_url,
             extra_body=self.extra_body,
+            upload=upload,
         )
+
+    def _timeout_for(self, seconds: float | None, body_bytes: int) -> httpx.Timeout:
+        if self.timeout is not None:
+            return self.timeout
+        if self.client._timeout_given:
+            return self.client.settings.timeout
+        return timeout_for(audio_seconds=seconds, body_bytes=body_bytes)
 
     def _finish(self, rows: Sequence[int], result: RowResult) -> None:
         for i in rows:
@@ -187,7 +288,6 @@ class Runner:
             cached=bool(result.cached),
             error=result.error is not None,
             seconds=result.seconds,
-            cost=result.cost,
         )
         if result.error is not None and self.on_error == "raise":
             self.stopped = True
@@ -197,24 +297,29 @@ class Runner:
     def plan(self, values: Sequence[Any], languages: Sequence[str | None]) -> list[_Item]:
         """Settle bad rows and cache hits; return the work left to send."""
         self.results = [None] * len(values)
-        max_bytes = self.client.max_audio_bytes
-        located: dict[int, tuple[str, int, int]] = {}
+        policy = self.policy
+        located: dict[int, tuple[str, int, int, str]] = {}
         for i, value in enumerate(values):
             try:
-                located[i] = _stat(as_path(value), max_bytes)
+                path = as_path(value)
+                st, fmt = check_file(path, max_bytes=None)
+                if policy.chunk_seconds is None:
+                    policy.sends_whole(st.st_size, None, where=path)  # too big to go whole: an error before any upload
+                located[i] = (os.path.abspath(path), st.st_size, st.st_mtime_ns, fmt)
             except AudioError as exc:
                 self._finish([i], RowResult.failed(exc))
-        known: dict[str, tuple[str, str]] = {}
+        known: dict[str, tuple[str, str, float | None]] = {}
         if self.cache is not None and located:
-            known = self.cache.file_hashes({p: (s, m) for p, s, m in located.values()})
+            known = self.cache.file_hashes({p: (s, m) for p, s, m, _ in located.values()})
         # group rows that share a file and language: one item each
         items: dict[tuple[str, str | None], _Item] = {}
-        for i, (path, size, mtime) in located.items():
+        for i, (path, size, mtime, fmt) in located.items():
             lang = languages[i]
             item = items.get((path, lang))
             if item is None:
-                sha = known.get(path, (None, None))[0]
-                item = items[(path, lang)] = _Item([], path, size, mtime, lang, self._key(sha, lang) if sha else None)
+                item = items[(path, lang)] = _Item(
+                    [], path, size, mtime, fmt, lang, self._planned_key(known, path, size, lang)
+                )
             item.rows.append(i)
         pending = list(items.values())
         if self.cache is not None and not self.refresh:
@@ -229,11 +334,31 @@ class Runner:
             pending = rest
         return pending
 
+    def _planned_key(
+        self, known: Mapping[str, tuple[str, str, float | None]], path: str, size: int, lang: str | None
+    ) -> str | None:
+        """The cache key of a file whose hash (and duration) the cache remembers, else None."""
+        found = known.get(path)
+        if found is None:
+            return None
+        sha, _fmt, seconds = found
+        p = self.policy
+        if (
+            seconds is None
+            and p.upload_format == "original"
+            and p.chunk_seconds is not None
+            and size <= p.max_upload_bytes
+        ):
+            return None  # whole or chunks depends on the duration, not known yet
+        return self._key(sha, lang, chunked=not p.sends_whole(size, seconds))
+
     # -- 2. send ----------------------------------------------------------------------------------------
     def on_retry(self, err: STTError, wait: float) -> None:
-        """Client retry hook: a 429 slows the whole run down."""
+        """Client retry hook: a 429 slows the whole run down; a second send after a lost answer is counted."""
         if isinstance(err, RateLimitError):
             self.limiter.throttle(wait)
+        if isinstance(err, APIConnectionError) and err.request_sent:
+            self.progress.count(resent=1)
 
     async def run(self, pending: Sequence[_Item]) -> None:
         """Send the pending items with ``concurrency`` workers; raises RunAborted for errors that end the run."""
@@ -255,22 +380,9 @@ class Runner:
         capped = self.budget.max_cost is not None
         if capped and not self.budget.calibrated:
             async with self._probe:  # until a first cost is known, one request at a time
-                await self._work_slot(item)
+                await self._work_item(item)
             return
-        await self._work_slot(item)
-
-    async def _work_slot(self, item: _Item) -> None:
-        if self.budget.exhausted:
-            self._finish(item.rows, self._over_budget())
-            return
-        await self.limiter.acquire()
-        ok = False
-        try:
-            if self.stopped:
-                return
-            ok = await self._send(item)
-        finally:
-            await self.limiter.release(ok=ok)
+        await self._work_item(item)
 
     def _over_budget(self) -> RowResult:
         b = self.budget
@@ -279,85 +391,235 @@ class Runner:
             "raise max_cost and rerun: finished rows are cached and cost nothing"
         )
 
-    async def _send(self, item: _Item) -> bool:
+    async def _work_item(self, item: _Item) -> None:
+        if self.budget.exhausted:
+            self._finish(item.rows, self._over_budget())
+            return
+        if self.stopped:
+            return
         try:
-            clip = read_audio(item.path, max_bytes=self.client.max_audio_bytes)
+            if item.size <= _INLINE_BYTES:
+                prepared = prepare_file(item.path, item.size, item.format, self.policy)
+            else:
+                prepared = await asyncio.to_thread(prepare_file, item.path, item.size, item.format, self.policy)
         except AudioError as exc:
             self._finish(item.rows, RowResult.failed(exc))
-            return False
-        sha = hash_bytes(clip.data)
-        key = self._key(sha, item.language)
+            return
+        chunked = prepared.clip is None
+        key = self._key(prepared.sha, item.language, chunked=chunked)
         if self.cache is not None:
             try:
-                self.cache.put_file_hash(item.path, item.size, item.mtime_ns, sha, clip.format)
+                self.cache.put_file_hash(
+                    item.path, item.size, item.mtime_ns, prepared.sha, item.format, prepared.seconds
+                )
                 entry = self.cache.get(key) if not self.refresh and key != item.key else None
             except CacheError as exc:  # the cache failed (disk full ...): stop, keep what finished
                 self.stopped = True
                 raise RunAborted(exc) from exc
             if entry is not None:
                 self._finish(item.rows, RowResult.from_entry(entry))
-                return True
+                return
         shared = self._inflight.get(key)
         if shared is not None:  # identical audio already on its way: wait for that answer
             result = await asyncio.shield(shared)
             self._finish(item.rows, replace(result, cached=True) if result.error is None else result)
-            return True
-        ticket = self.budget.reserve(len(clip.data))
-        if ticket is None:
-            self._finish(item.rows, self._over_budget())
-            return False
+            return
         future: asyncio.Future[RowResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            started = time.perf_counter()
-            try:
-                answer = await self.client.transcribe(
-                    clip,
-                    model=self.model,
-                    language=item.language,
-                    temperature=self.temperature,
-                    provider_options=self.provider_options,
-                    extra_body=self.extra_body,
-                )
-            except STTError as exc:
-                self.budget.settle(ticket, cost=None, size=len(clip.data))
-                result = RowResult.failed(exc)
-                future.set_result(result)
-                if isinstance(exc, FATAL_ERRORS):
-                    for i in item.rows:
-                        self.results[i] = result
-                    self.stopped = True
-                    raise RunAborted(exc) from exc
-                self._finish(item.rows, result)
-                return False
-            latency = time.perf_counter() - started
-            seconds = None if answer.usage.seconds is not None else probe_duration(clip.data, clip.format)
-            self.budget.settle(ticket, cost=answer.usage.cost or 0.0, size=len(clip.data))
-            if self.cache is not None:
-                try:
-                    self.cache.put(
-                        key,
-                        answer.raw,
-                        audio_sha256=sha,
-                        model=self.model,
-                        language=item.language,
-                        endpoint=self.client.base_url,
-                        audio_seconds=seconds,
-                        latency_s=latency,
-                    )
-                except CacheError as exc:
-                    result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
-                    # the text is kept, but the row must not count among those stored in the cache
-                    result = replace(result, error=f"answered but not stored: {exc}", exception=exc)
-                    self._finish(item.rows, result)
-                    future.set_result(result)
-                    self.stopped = True
-                    raise RunAborted(exc) from exc
-            result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
+            if chunked:
+                result = await self._send_chunks(item, prepared, key)
+            else:
+                assert prepared.clip is not None
+                result = await self._send_whole(item, prepared.clip, prepared.seconds, prepared.sha, key)
             future.set_result(result)
             self._finish(item.rows, result)
-            return True
         finally:
             if not future.done():
                 future.set_result(RowResult.failed("not run: the run stopped before this request finished"))
             self._inflight.pop(key, None)
+
+    def _store(self, key: str, response: Mapping[str, Any], **meta: Any) -> None:
+        """Write one answer to the cache now; a cache failure stops the run (RunAborted)."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(key, response, model=self.model, endpoint=self.client.base_url, **meta)
+        except CacheError as exc:
+            self.stopped = True
+            raise RunAborted(exc) from exc
+
+    async def _request(
+        self, clip: AudioInput, language: str | None, seconds: float | None
+    ) -> tuple[Transcription, float]:
+        """One request through the client, under the run's timeout; returns the answer and its latency."""
+        started = time.perf_counter()
+        self.progress.count(requests=1, uploaded=len(clip.data))
+        answer = await self.client.transcribe(
+            clip,
+            model=self.model,
+            language=language,
+            temperature=self.temperature,
+            provider_options=self.provider_options,
+            extra_body=self.extra_body,
+            timeout=self._timeout_for(seconds, len(clip.data) * 4 // 3),
+        )
+        return answer, time.perf_counter() - started
+
+    def _fatal(self, exc: STTError, rows: Sequence[int], result: RowResult) -> None:
+        if isinstance(exc, FATAL_ERRORS):
+            for i in rows:
+                self.results[i] = result
+            self.stopped = True
+            raise RunAborted(exc) from exc
+
+    async def _send_whole(self, item: _Item, clip: AudioInput, seconds: float | None, sha: str, key: str) -> RowResult:
+        """Send a file byte for byte in one request under one limiter slot."""
+        await self.limiter.acquire()
+        ok = False
+        try:
+            if self.stopped:
+                return RowResult.failed("not run: the run stopped before this request was sent")
+            ticket = self.budget.reserve(len(clip.data))
+            if ticket is None:
+                return self._over_budget()
+            try:
+                answer, latency = await self._request(clip, item.language, seconds)
+            except STTError as exc:
+                self.budget.settle(ticket, cost=None, size=len(clip.data))
+                result = RowResult.failed(exc)
+                self._fatal(exc, item.rows, result)
+                return result
+            self.budget.settle(ticket, cost=answer.usage.cost or 0.0, size=len(clip.data))
+            result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
+            self.progress.count(spent=answer.usage.cost, billed_seconds=result.seconds)
+            try:
+                self._store(
+                    key, answer.raw, audio_sha256=sha, language=item.language, audio_seconds=seconds, latency_s=latency
+                )
+            except RunAborted as stop:
+                # the text is kept, but the row must not count among those stored in the cache
+                failed = replace(result, error=f"answered but not stored: {stop.error}", exception=stop.error)
+                self._finish(item.rows, failed)
+                raise
+            ok = True
+            return result
+        finally:
+            await self.limiter.release(ok=ok)
+
+    async def _send_chunks(self, item: _Item, prepared: _Prepared, key: str) -> RowResult:
+        """Cut a recording into chunks and send them concurrently, each under its own slot; stitch the answers."""
+        started = time.perf_counter()
+        feed = _ChunkFeed(item.path, self.policy.chunk_limit())
+        answers: dict[int, tuple[Transcription, bool]] = {}
+        spans: dict[int, str] = {}
+        failure: list[tuple[int, BaseException]] = []
+        tasks: list[asyncio.Task[None]] = []
+        total_seconds = 0.0
+        count = 0
+        total = f" of {format_clock(prepared.seconds)}" if prepared.seconds else ""
+        try:
+            while not self.stopped and not failure:
+                await self.limiter.acquire()
+                released = False
+                try:
+                    chunk = await feed.next()
+                    if chunk is None or self.stopped or failure:
+                        break
+                    count += 1
+                    total_seconds = chunk.end
+                    spans[chunk.index] = chunk.span
+                    csha = chunk.sha256()
+                    ckey = self._key(csha, item.language, chunk=self.policy.chunk_encoding)
+                    entry = None
+                    if self.cache is not None and not self.refresh:
+                        try:
+                            entry = self.cache.get(ckey)
+                        except CacheError as exc:
+                            self.stopped = True
+                            raise RunAborted(exc) from exc
+                    if entry is not None:
+                        answers[chunk.index] = (Transcription.from_json(entry.response), True)
+                        continue
+                    clip = await asyncio.to_thread(encode_chunk, chunk.pcm, self.policy.chunk_encoding)
+                    ticket = self.budget.reserve(len(clip.data))
+                    if ticket is None:
+                        failure.append((chunk.index, STTError(self._over_budget().error or "")))
+                        break
+                    send = self._send_chunk(
+                        item, chunk.index, chunk.seconds, clip, ckey, csha, ticket, answers, failure
+                    )
+                    released = True  # the task releases the slot
+                    if self.budget.max_cost is not None and not self.budget.calibrated:
+                        await send  # the first cost is not known yet: one request at a time
+                    else:
+                        tasks.append(asyncio.ensure_future(send))
+                finally:
+                    if not released:
+                        await self.limiter.release(ok=True)
+            if tasks:
+                await asyncio.gather(*tasks)
+        except AudioError as exc:
+            failure.append((count, exc))
+        finally:
+            feed.close()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if failure:
+            index, error = min(failure, key=lambda f: f[0])
+            where = f"chunk {index + 1} ({spans[index]}{total})" if index in spans else f"chunk {index + 1}"
+            result = replace(RowResult.failed(f"{where}: {error}", chunks=count), exception=error)
+            if isinstance(error, STTError):
+                self._fatal(error, item.rows, result)
+            return result
+        ordered = [answers[i] for i in range(count)]
+        stitched = stitch([t for t, _ in ordered])
+        latency = time.perf_counter() - started
+        all_cached = all(c for _, c in ordered)
+        self._store(
+            key,
+            stitched,
+            audio_sha256=prepared.sha,
+            language=item.language,
+            audio_seconds=total_seconds,
+            latency_s=latency,
+        )
+        return RowResult.from_answer(
+            Transcription.from_json(stitched),
+            audio_seconds=total_seconds,
+            latency_s=latency,
+            cached=all_cached,
+            chunks=count,
+        )
+
+    async def _send_chunk(
+        self,
+        item: _Item,
+        index: int,
+        seconds: float,
+        clip: AudioInput,
+        key: str,
+        sha: str,
+        ticket: int,
+        answers: dict[int, tuple[Transcription, bool]],
+        failure: list[tuple[int, BaseException]],
+    ) -> None:
+        """Send one chunk (its limiter slot is already held) and store its answer."""
+        ok = False
+        try:
+            try:
+                answer, latency = await self._request(clip, item.language, seconds)
+            except STTError as exc:
+                self.budget.settle(ticket, cost=None, size=len(clip.data))
+                failure.append((index, exc))
+                return
+            self.budget.settle(ticket, cost=answer.usage.cost or 0.0, size=len(clip.data))
+            self.progress.count(spent=answer.usage.cost, billed_seconds=answer.usage.seconds or seconds)
+            answers[index] = (answer, False)
+            self._store(
+                key, answer.raw, audio_sha256=sha, language=item.language, audio_seconds=seconds, latency_s=latency
+            )
+            ok = True
+        finally:
+            await self.limiter.release(ok=ok)

@@ -24,6 +24,7 @@ __all__ = [
     "FORMATS",
     "AudioInput",
     "check_file",
+    "check_header",
     "detect_format",
     "format_from_extension",
     "prepare_audio",
@@ -127,11 +128,14 @@ def _check_format(fmt: str, data: bytes, where: str, *, explicit: bool = False) 
     return fmt
 
 
-def check_file(path: str, *, max_bytes: int = DEFAULT_MAX_AUDIO_BYTES) -> tuple[os.stat_result, str]:
+def check_file(
+    path: str, *, max_bytes: int | None = DEFAULT_MAX_AUDIO_BYTES, limit_name: str = "max_bytes"
+) -> tuple[os.stat_result, str]:
     """Check a file without reading it; returns its stat and format (from the extension).
 
-    Raises ``AudioError`` when it is missing, a directory, empty, larger than ``max_bytes`` or has an
-    extension that is not a contract format.
+    Raises ``AudioError`` when it is missing, a directory, empty, larger than ``max_bytes`` (None: no
+    limit; ``limit_name`` is the setting the message tells the user to raise) or has an extension that is
+    not a contract format.
     """
     try:
         st = os.stat(path)
@@ -143,10 +147,10 @@ def check_file(path: str, *, max_bytes: int = DEFAULT_MAX_AUDIO_BYTES) -> tuple[
         raise AudioError(f"{path}: is a directory, not an audio file")
     if st.st_size == 0:
         raise AudioError(f"{path}: file is empty")
-    if st.st_size > max_bytes:
+    if max_bytes is not None and st.st_size > max_bytes:
         raise AudioError(
             f"{path}: file is {st.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
-            "split or compress it, or raise max_bytes"
+            f"split or compress it, or raise {limit_name}"
         )
     fmt = format_from_extension(path)
     if fmt is None:
@@ -158,7 +162,22 @@ def check_file(path: str, *, max_bytes: int = DEFAULT_MAX_AUDIO_BYTES) -> tuple[
     return st, fmt
 
 
-def read_audio(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_AUDIO_BYTES) -> AudioInput:
+def check_header(path: str, fmt: str) -> str:
+    """Read the first 4 kB of ``path`` and check its bytes are a ``fmt`` file; returns the format.
+
+    Raises ``AudioError`` when they are not (a mislabelled file fails here, without reading the rest).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    return _check_format(fmt, head, path)
+
+
+def read_audio(
+    path: str | os.PathLike[str], *, max_bytes: int | None = DEFAULT_MAX_AUDIO_BYTES, limit_name: str = "max_bytes"
+) -> AudioInput:
     """Read an audio file, check it, and return its bytes and format.
 
     Raises ``AudioError`` with a message that names the file when it is missing, a directory, empty,
@@ -172,7 +191,7 @@ def read_audio(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_AUD
     if not isinstance(path, str | os.PathLike):
         raise AudioError(f"expected a path to an audio file, got {type(path).__name__}: {path!r:.80}")
     where = os.fspath(path)
-    _, fmt = check_file(where, max_bytes=max_bytes)
+    _, fmt = check_file(where, max_bytes=max_bytes, limit_name=limit_name)
     try:
         with open(where, "rb") as f:
             data = f.read()

@@ -42,6 +42,7 @@ __all__ = [
     "clear_cache",
     "default_cache_dir",
     "hash_bytes",
+    "hash_file",
     "request_key",
 ]
 
@@ -72,6 +73,15 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hash_file(path: str | os.PathLike[str], *, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in blocks (a 2 GB recording is never held in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            h.update(data)
+    return h.hexdigest()
+
+
 @functools.lru_cache(maxsize=64)
 def _endpoint_identity(base_url: str) -> str:
     """The endpoint as it enters a key; any loopback host and port counts as one local server."""
@@ -90,18 +100,26 @@ def request_key(
     provider_options: Mapping[str, Any] | None,
     endpoint: str,
     extra_body: Mapping[str, Any] | None = None,
+    upload: Mapping[str, Any] | None = None,
 ) -> str:
-    """The cache key: version prefix + sha256 of canonical JSON of the audio hash and every parameter."""
+    """The cache key: version prefix + sha256 of canonical JSON of the audio hash and every parameter.
+
+    ``upload`` says how audio that was not sent byte for byte was cut and encoded (see
+    ``UploadPolicy.key_part``); it is left out of the JSON when None, so keys of whole files never change.
+    """
+    fields: dict[str, Any] = {
+        "audio": audio_sha256,
+        "model": model,
+        "language": language,
+        "temperature": temperature,
+        "provider_options": provider_options or None,
+        "extra_body": extra_body or None,
+        "endpoint": _endpoint_identity(endpoint),
+    }
+    if upload is not None:
+        fields["upload"] = dict(upload)
     canonical = json.dumps(
-        {
-            "audio": audio_sha256,
-            "model": model,
-            "language": language,
-            "temperature": temperature,
-            "provider_options": provider_options or None,
-            "extra_body": extra_body or None,
-            "endpoint": _endpoint_identity(endpoint),
-        },
+        fields,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -134,6 +152,11 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _m002_file_seconds(db: sqlite3.Connection) -> None:
+    """Remember each file's duration, so a rerun knows without reading it whether it was sent in chunks."""
+    db.execute("ALTER TABLE file_hashes ADD COLUMN seconds REAL")
+
+
 def _enable_wal(db: sqlite3.Connection) -> None:
     """Switch to WAL. While another process creates or converts the same file, SQLite answers
     "database is locked" at once instead of waiting out the busy timeout: wait and try again."""
@@ -157,7 +180,7 @@ def _nearly_full(folder: Path) -> bool:
 
 
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many ran.
-MIGRATIONS: Final = (_m001_initial,)
+MIGRATIONS: Final = (_m001_initial, _m002_file_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,22 +324,26 @@ class Cache:
             raise self._error("write to", exc) from None
 
     # -- the fast path: path, size and mtime -> audio hash -------------------------------------------
-    def file_hashes(self, stats: Mapping[str, tuple[int, int]]) -> dict[str, tuple[str, str]]:
-        """For ``{abs_path: (size, mtime_ns)}``, the known ``(sha256, format)`` of files unchanged since."""
-        rows = self._select_in("SELECT path, size, mtime_ns, sha256, format FROM file_hashes", "path", list(stats))
-        return {path: (sha, fmt) for path, size, mtime, sha, fmt in rows if stats[path] == (size, mtime)}
+    def file_hashes(self, stats: Mapping[str, tuple[int, int]]) -> dict[str, tuple[str, str, float | None]]:
+        """For ``{abs_path: (size, mtime_ns)}``, the known ``(sha256, format, seconds)`` of files unchanged since."""
+        rows = self._select_in(
+            "SELECT path, size, mtime_ns, sha256, format, seconds FROM file_hashes", "path", list(stats)
+        )
+        return {path: (sha, fmt, secs) for path, size, mtime, sha, fmt, secs in rows if stats[path] == (size, mtime)}
 
-    def put_file_hash(self, path: str, size: int, mtime_ns: int, sha256: str, format: str) -> None:
-        """Remember the hash of a file as it is now (size and mtime).
+    def put_file_hash(
+        self, path: str, size: int, mtime_ns: int, sha256: str, format: str, seconds: float | None = None
+    ) -> None:
+        """Remember the hash (and duration, when known) of a file as it is now (size and mtime).
 
         Buffered and written in batches (``flush_file_hashes``): losing some in a crash only costs a re-hash.
         """
-        pending: list[tuple[str, int, int, str, str]] = self._pending_hashes()
-        pending.append((path, size, mtime_ns, sha256, format))
+        pending: list[tuple[str, int, int, str, str, float | None]] = self._pending_hashes()
+        pending.append((path, size, mtime_ns, sha256, format, seconds))
         if len(pending) >= _HASH_BATCH:
             self.flush_file_hashes()
 
-    def _pending_hashes(self) -> list[tuple[str, int, int, str, str]]:
+    def _pending_hashes(self) -> list[tuple[str, int, int, str, str, float | None]]:
         pending = getattr(self._local, "hashes", None)
         if pending is None:
             pending = self._local.hashes = []
@@ -331,7 +358,7 @@ class Cache:
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:

@@ -4,9 +4,13 @@ Defaults (see ``stt_frames._settings`` and ``stt_frames.retry``):
 
 - ``api_key``: argument, else ``OPENROUTER_API_KEY``, else none. Pass ``api_key=None`` to send no key.
 - ``base_url``: argument, else ``OPENROUTER_BASE_URL``, else ``https://openrouter.ai/api/v1``.
-- ``timeout``: 600 s to read the answer, 10 s to connect, 60 s to write.
+- ``timeout``: follows the audio's duration (``stt_frames.timeouts``): 120 s + 1 s per audio second to
+  read the answer (600 s when the duration is unknown), 10 s to connect. A number or ``httpx.Timeout``
+  given to the client, or to one call, replaces it.
 - ``max_retries``: 5 retries after the first try, for 408, 429, 5xx, timeouts and dropped connections;
   waits honour ``retry-after-ms`` / ``Retry-After`` (up to 300 s), else backoff 0.5 s, 1 s, 2 s ... 30 s with jitter.
+  A request whose body was fully sent before the connection failed or timed out may have been processed
+  and billed: it is sent again at most once (``client.possibly_billed_twice`` counts those second sends).
 - ``max_audio_bytes``: 25 MB per file.
 - ``AsyncClient`` sends through the aiohttp transport (``httpx-aiohttp``), which keeps its throughput with
   hundreds of requests in flight where httpx's own pool does not (see ``bench/``); at most 256 connections.
@@ -25,18 +29,19 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
 import httpx
 
 from ._http import build_body, map_transport_error, parse_response
-from ._settings import NOT_GIVEN, NotGiven, Settings, resolve_settings
+from ._settings import DEFAULT_TIMEOUT, NOT_GIVEN, NotGiven, Settings, resolve_settings
 from .audio import DEFAULT_MAX_AUDIO_BYTES, AudioInput, prepare_audio
 from .errors import APIConnectionError, APIStatusError, MalformedResponseError, STTError
 from .models import Transcription
 from .retry import backoff, should_retry_status
+from .timeouts import TimeoutArg, as_timeout, timeout_for
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient", "Client", "RetryHook"]
 
@@ -49,6 +54,34 @@ DEFAULT_MAX_CONNECTIONS: Final = 256
 RetryHook = Callable[[STTError, float], None]
 
 AudioLike = bytes | bytearray | memoryview | str | os.PathLike[str]
+
+#: Bodies larger than this are built (base64) in a worker thread, so the event loop never stalls on them.
+_OFF_LOOP_BYTES: Final = 1 << 20
+
+
+def request_was_sent(exc: Exception) -> bool:
+    """Whether a transport failure came after the whole request went out (the server may have processed it).
+
+    Connect failures and failures while writing the body are safe to resend; a read timeout, a dropped
+    connection or a cut-off answer after the body was sent are not.
+    """
+    if isinstance(exc, httpx.ConnectError | httpx.PoolTimeout | httpx.WriteError | httpx.WriteTimeout):
+        return False
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.ProxyError):
+        return False
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.split(".")[0] == "aiohttp":
+        import aiohttp
+
+        # the aiohttp transport maps every aiohttp connection error to ConnectTimeout: look at the cause
+        return not isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return not isinstance(exc, httpx.ConnectTimeout)
+
+
+def _audio_seconds(clip: AudioInput) -> float | None:
+    from .chunking import probe_seconds
+
+    return probe_seconds(clip.data)
 
 
 class _BaseClient:
@@ -74,6 +107,10 @@ class _BaseClient:
         )
         self.max_audio_bytes = max_audio_bytes
         self.on_retry = on_retry
+        #: Requests sent a second time after their first send may have been processed (see the module docstring).
+        self.possibly_billed_twice = 0
+        # a timeout chosen by the caller is used as is; the default one follows each request's audio duration
+        self._timeout_given = self._settings.timeout != DEFAULT_TIMEOUT
         # Parsed once: httpx would parse the URL string again on every request (~30 us, see bench/).
         self._endpoint = httpx.URL(self._settings.endpoint)
 
@@ -101,7 +138,7 @@ class _BaseClient:
         provider_options: Mapping[str, Any] | None,
         format: str | None,
         extra_body: Mapping[str, Any] | None,
-    ) -> bytes:
+    ) -> tuple[bytes, AudioInput]:
         clip = (
             audio
             if isinstance(audio, AudioInput)
@@ -114,14 +151,32 @@ class _BaseClient:
             temperature=temperature,
             provider_options=provider_options,
             extra_body=extra_body,
-        )
+        ), clip
+
+    def _timeout(self, timeout: TimeoutArg | NotGiven | None, clip: AudioInput, body: bytes) -> httpx.Timeout:
+        """This request's timeout: the call's, else the client's when chosen, else one that follows the audio."""
+        if not isinstance(timeout, NotGiven) and timeout is not None:
+            return as_timeout(timeout)
+        if self._timeout_given:
+            return self._settings.timeout
+        return timeout_for(audio_seconds=_audio_seconds(clip), body_bytes=len(body))
 
     def _outcome(self, response: httpx.Response) -> Transcription:
         return parse_response(response, self._settings)
 
-    def _retry_wait(self, err: STTError, headers: Mapping[str, str] | None, attempt: int) -> float | None:
-        """Seconds to wait before the next try, or None when ``err`` is final."""
+    def _retry_wait(self, err: STTError, headers: Mapping[str, str] | None, attempt: int, resent: bool) -> float | None:
+        """Seconds to wait before the next try, or None when ``err`` is final.
+
+        ``resent``: a send of this request already went out whole without an answer; a second such
+        failure is final, so one request is never billed more than twice.
+        """
         if attempt >= self._settings.max_retries:
+            return None
+        if isinstance(err, APIConnectionError) and err.request_sent and resent:
+            err.args = (
+                f"{err}; not sent a third time: the server may have processed both sends (and billed them). "
+                "Raise timeout= if the provider is slow",
+            )
             return None
         if isinstance(err, APIStatusError):
             if not should_retry_status(err.status, headers):
@@ -131,6 +186,9 @@ class _BaseClient:
             wait = backoff(attempt)
         else:
             return None
+        if isinstance(err, APIConnectionError) and err.request_sent:
+            self.possibly_billed_twice += 1
+            log.warning("sending again after %s: the first send may have been processed and billed", type(err).__name__)
         log.info("retrying after %s (attempt %d, waiting %.2fs)", type(err).__name__, attempt + 1, wait)
         if self.on_retry is not None:
             self.on_retry(err, wait)
@@ -138,6 +196,29 @@ class _BaseClient:
 
     def _models_url(self) -> str:
         return f"{self.base_url}/models"
+
+
+class _PiecewiseBody(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """A request body handed to the transport in pieces, without copying it (resendable: each send starts over)."""
+
+    def __init__(self, body: bytes, piece: int = _OFF_LOOP_BYTES) -> None:
+        self._view = memoryview(body)
+        self._piece = piece
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(0, len(self._view), self._piece):
+            yield self._view[i : i + self._piece]  # type: ignore[misc]
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for i in range(0, len(self._view), self._piece):
+            yield self._view[i : i + self._piece]  # type: ignore[misc]
+
+
+def _transport_error(exc: httpx.TransportError, settings: Settings) -> STTError:
+    err = map_transport_error(exc, settings)
+    if isinstance(err, APIConnectionError):
+        err.request_sent = request_was_sent(exc)
+    return err
 
 
 def _models_from(response: httpx.Response, settings: Settings) -> list[dict[str, Any]]:
@@ -218,16 +299,18 @@ class Client(_BaseClient):
         provider_options: Mapping[str, Any] | None = None,
         format: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        timeout: TimeoutArg | NotGiven | None = NOT_GIVEN,
     ) -> Transcription:
         """Transcribe one file (a path) or raw bytes (``format`` given or sniffed from the bytes).
 
-        ``extra_body`` adds fields that newer versions of the API accept. Retries what can be retried.
+        ``extra_body`` adds fields that newer versions of the API accept. ``timeout`` (seconds or an
+        ``httpx.Timeout``) replaces the client's for this call. Retries what can be retried.
 
         Example::
 
             t = client.transcribe("a.mp3", model="openai/whisper-1", language="en")
         """
-        body = self._request_body(
+        body, clip = self._request_body(
             audio,
             model=model,
             language=language,
@@ -236,12 +319,14 @@ class Client(_BaseClient):
             format=format,
             extra_body=extra_body,
         )
+        tmo = self._timeout(timeout, clip, body)
         attempt = 0
+        resent = False
         while True:
             headers: Mapping[str, str] | None = None
             started = time.perf_counter()
             try:
-                response = self._http.post(self._endpoint, content=body)
+                response = self._http.post(self._endpoint, content=body, timeout=tmo)
                 headers = response.headers
                 log.debug(
                     "POST %s -> %d in %.3fs",
@@ -251,12 +336,13 @@ class Client(_BaseClient):
                 )
                 return self._outcome(response)
             except httpx.TransportError as exc:
-                err: STTError = map_transport_error(exc, self._settings)
+                err: STTError = _transport_error(exc, self._settings)
             except STTError as exc:
                 err = exc
-            wait = self._retry_wait(err, headers, attempt)
+            wait = self._retry_wait(err, headers, attempt, resent)
             if wait is None:
                 raise err
+            resent = resent or (isinstance(err, APIConnectionError) and err.request_sent)
             time.sleep(wait)
             attempt += 1
 
@@ -359,40 +445,55 @@ class AsyncClient(_BaseClient):
         provider_options: Mapping[str, Any] | None = None,
         format: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        timeout: TimeoutArg | NotGiven | None = NOT_GIVEN,
     ) -> Transcription:
         """Transcribe one file or raw bytes; see ``Client.transcribe``.
+
+        A large body is read, encoded and timed in a worker thread, so other requests go on meanwhile.
 
         Example::
 
             t = await client.transcribe("a.wav", model="openai/whisper-1")
         """
-        body = self._request_body(
-            audio,
-            model=model,
-            language=language,
-            temperature=temperature,
-            provider_options=provider_options,
-            format=format,
-            extra_body=extra_body,
+
+        def prepare() -> tuple[bytes, httpx.Timeout]:
+            body, clip = self._request_body(
+                audio,
+                model=model,
+                language=language,
+                temperature=temperature,
+                provider_options=provider_options,
+                format=format,
+                extra_body=extra_body,
+            )
+            return body, self._timeout(timeout, clip, body)
+
+        small = (
+            isinstance(audio, AudioInput | bytes | bytearray | memoryview)
+            and len(audio.data if isinstance(audio, AudioInput) else audio) <= _OFF_LOOP_BYTES
         )
+        body, tmo = prepare() if small else await asyncio.to_thread(prepare)
+        timeout_ext = self._timeout_ext if tmo == self._settings.timeout else tmo.as_dict()
         attempt = 0
+        resent = False
         while True:
             headers: Mapping[str, str] | None = None
             try:
-                response = await self._post(body)
+                response = await self._post(body, timeout_ext)
                 headers = response.headers
                 return self._outcome(response)
             except httpx.TransportError as exc:
-                err: STTError = map_transport_error(exc, self._settings)
+                err: STTError = _transport_error(exc, self._settings)
             except STTError as exc:
                 err = exc
-            wait = self._retry_wait(err, headers, attempt)
+            wait = self._retry_wait(err, headers, attempt, resent)
             if wait is None:
                 raise err
+            resent = resent or (isinstance(err, APIConnectionError) and err.request_sent)
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def _post(self, body: bytes) -> httpx.Response:
+    async def _post(self, body: bytes, timeout: dict[str, float | None] | None = None) -> httpx.Response:
         """One POST straight through the transport, read to the end.
 
         httpx's request and response types and transports are kept; its client-level machinery (auth
@@ -400,13 +501,18 @@ class AsyncClient(_BaseClient):
         is skipped: that is about 200 microseconds a request, the difference between 87 % and 90 % of
         ideal throughput with 128 requests in flight (``bench/client_throughput.py``).
         """
-        request = httpx.Request(
-            "POST",
-            self._endpoint,
-            headers=self._request_headers,
-            content=body,
-            extensions={"timeout": self._timeout_ext},
-        )
+        extensions = {"timeout": self._timeout_ext if timeout is None else timeout}
+        if len(body) <= _OFF_LOOP_BYTES:
+            request = httpx.Request(
+                "POST", self._endpoint, headers=self._request_headers, content=body, extensions=extensions
+            )
+        else:
+            # a large body goes out in 1 MiB pieces (the loop serves other requests between them), with its length
+            headers = httpx.Headers(self._request_headers)
+            headers["Content-Length"] = str(len(body))
+            request = httpx.Request(
+                "POST", self._endpoint, headers=headers, stream=_PiecewiseBody(body), extensions=extensions
+            )
         response = await self._transport.handle_async_request(request)
         try:
             await response.aread()

@@ -28,9 +28,11 @@ from ._progress import Progress
 from ._runner import RowResult, RunAborted, Runner
 from ._settings import resolve_settings
 from .cache import Cache, CacheError
+from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
 from .client import AsyncClient, Client
 from .errors import STTError
 from .results import RESULT_COLUMNS, write_results
+from .timeouts import TimeoutArg, as_timeout
 
 __all__ = ["DEFAULT_CONCURRENCY", "Interrupted", "atranscribe_column", "run_sync", "transcribe_column"]
 
@@ -125,6 +127,10 @@ async def atranscribe_column(
     prefix: str = "",
     client: Client | AsyncClient | None = None,
     on_error: Literal["record", "raise"] = "record",
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upload_format: UploadFormat = "original",
+    timeout: TimeoutArg | None = None,
     _interrupt: threading.Event | None = None,
     _bar: Progress | None = None,
     _budget: Budget | None = None,
@@ -143,6 +149,9 @@ async def atranscribe_column(
     if language is not None and not isinstance(language, str):
         raise ValueError(f"language must be an ISO-639-1 code such as 'en' (or None to auto-detect), got {language!r}")
     languages = _languages(df, language, language_column)
+    policy = UploadPolicy(chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format)
+    if timeout is not None:
+        as_timeout(timeout)  # a bad value fails here, before anything is read or sent
     store = _open_cache(cache)
     aclient, owned = _async_client_for(client, copy=_interrupt is not None)
     bar = _bar if _bar is not None else Progress(len(df), enabled=progress, desc=f"{prefix or ''}{model}")
@@ -159,6 +168,8 @@ async def atranscribe_column(
         max_cost=max_cost,
         on_error=on_error,
         budget=_budget,
+        policy=policy,
+        timeout=timeout,
     )
     previous_hook = aclient.on_retry
     aclient.on_retry = runner.on_retry
@@ -206,31 +217,39 @@ async def atranscribe_column(
                 store.close()
     out = _assemble(df, runner.results, prefix, "not run")
     wall = time.perf_counter() - started
-    log.info("transcribed %d rows in %.2fs: %s", len(df), wall, bar.summary())
+    info = {
+        "model": model,
+        "language": language,
+        "language_column": language_column,
+        "column": column,
+        "parameters": {
+            "temperature": temperature,
+            "provider_options": dict(provider_options or {}),
+            "extra_body": sorted(extra_body or {}),
+            "concurrency": concurrency,
+            "max_cost": max_cost,
+            "chunk_seconds": chunk_seconds,
+            "max_upload_bytes": max_upload_bytes,
+            "upload_format": upload_format,
+            "timeout": None if timeout is None else as_timeout(timeout).as_dict(),
+        },
+        "base_url": aclient.base_url,
+        "rows": len(df),
+        "errors": int(out[prefix + "error"].notna().sum()),
+        "spent_cost": runner.budget.spent,
+        "requests": runner.progress.requests,
+        "uploaded_bytes": runner.progress.uploaded_bytes,
+        "possibly_billed_twice": runner.progress.possibly_billed_twice,
+        "wall_s": wall,
+    }
+    run_line = (
+        f"{runner.progress.requests} requests, {runner.progress.uploaded_bytes / 1e6:,.1f} MB of audio uploaded, "
+        f"{runner.progress.possibly_billed_twice} possibly billed twice"
+    )
+    log.info("transcribed %d rows in %.2fs: %s; %s", len(df), wall, bar.summary(), run_line)
+    out.attrs["stt_frames"] = info
     if output is not None:
-        write_results(
-            out,
-            output,
-            prefix=prefix,
-            metadata={
-                "model": model,
-                "language": language,
-                "language_column": language_column,
-                "column": column,
-                "parameters": {
-                    "temperature": temperature,
-                    "provider_options": dict(provider_options or {}),
-                    "extra_body": sorted(extra_body or {}),
-                    "concurrency": concurrency,
-                    "max_cost": max_cost,
-                },
-                "base_url": aclient.base_url,
-                "rows": len(df),
-                "errors": int(out[prefix + "error"].notna().sum()),
-                "spent_cost": runner.budget.spent,
-                "wall_s": wall,
-            },
-        )
+        write_results(out, output, prefix=prefix, metadata=info)
     return out
 
 
@@ -314,12 +333,16 @@ def transcribe_column(
     prefix: str = "",
     client: Client | AsyncClient | None = None,
     on_error: Literal["record", "raise"] = "record",
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upload_format: UploadFormat = "original",
+    timeout: TimeoutArg | None = None,
 ) -> pd.DataFrame:
     """Transcribe the audio files named in ``df[column]``; return a copy with result columns added.
 
     Adds ``text``, ``seconds``, ``seconds_source``, ``input_tokens``, ``output_tokens``,
-    ``total_tokens``, ``cost``, ``error``, ``cached`` and ``latency_s`` (nullable dtypes, each
-    name preceded by ``prefix``), keeping the input's index and row order. Works in Jupyter.
+    ``total_tokens``, ``cost``, ``error``, ``cached``, ``latency_s`` and ``chunks`` (nullable dtypes,
+    each name preceded by ``prefix``), keeping the input's index and row order. Works in Jupyter.
 
     - ``concurrency`` (default 16): requests in flight; halved on 429 and grown back on success.
     - ``cache`` (default True): the on-disk answer cache (``STT_FRAMES_CACHE_DIR`` or the user cache
@@ -331,6 +354,16 @@ def transcribe_column(
       "raise" stops at the first. A 401, 402 or 404 (unknown model) always stops the run at once.
     - ``output``: also write the result to this Parquet file (see ``read_results``).
     - ``client``: a ``Client``/``AsyncClient`` whose settings to use (key, base_url, retries ...).
+    - ``chunk_seconds`` (default 600): a recording longer than this, or larger than ``max_upload_bytes``
+      (default 25 MiB), is decoded as a stream, cut at the quietest point near each limit, and sent as
+      chunks (concurrently, each cached on its own); the row gets the joined text and summed cost,
+      tokens and seconds, and ``chunks`` says how many. None: never cut (too large is then an error).
+    - ``upload_format``: "original" (default) sends a file that fits byte for byte (chunks go as 16 kHz
+      mono FLAC); "flac" or "opus" (24 kbps) re-encode everything to 16 kHz mono.
+    - ``timeout``: seconds or ``httpx.Timeout`` per request. Default: 120 s + 1 s per second of the
+      request's audio to read the answer, 10 s to connect (``stt_frames.timeouts``). A request whose
+      body went out whole and then timed out or lost its connection is sent again at most once;
+      ``out.attrs["stt_frames"]["possibly_billed_twice"]`` counts those second sends.
 
     Ctrl-C stops promptly with ``Interrupted`` (its ``.partial`` holds the finished rows); rerun
     the same call to resume: finished rows come from the cache and cost nothing.
@@ -361,6 +394,10 @@ def transcribe_column(
             prefix=prefix,
             client=client,
             on_error=on_error,
+            chunk_seconds=chunk_seconds,
+            max_upload_bytes=max_upload_bytes,
+            upload_format=upload_format,
+            timeout=timeout,
             _interrupt=interrupt,
             _bar=bar,
         )

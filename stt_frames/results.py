@@ -47,6 +47,7 @@ RESULT_COLUMNS: Final[dict[str, tuple[str, pa.DataType]]] = {
     "error": ("string", pa.string()),
     "cached": ("boolean", pa.bool_()),
     "latency_s": ("Float64", pa.float64()),
+    "chunks": ("Int64", pa.int64()),  # requests the row was sent in: 1 for a file sent whole
 }
 
 #: The key of stt_frames' own entry in the Parquet file's key-value metadata.
