@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -208,13 +209,14 @@ def probe_seconds(source: str | os.PathLike[str] | bytes) -> float | None:
 
         probe_seconds("data/en/flite_slt_00.wav")  # 2.6
     """
-    try:
-        with wave.open(io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)) as w:
-            rate = w.getframerate()
-            if rate:
-                return w.getnframes() / rate
-    except Exception:  # wave raises wave.Error, EOFError, RuntimeError ... on files it cannot read
-        pass
+    # wave raises wave.Error, EOFError, RuntimeError ... on files it cannot read: then PyAV tries
+    with (
+        contextlib.suppress(Exception),
+        wave.open(io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)) as w,
+    ):
+        rate = w.getframerate()
+        if rate:
+            return w.getnframes() / rate
     try:
         with _open(source) as container:
             if container.duration is not None:
@@ -243,21 +245,35 @@ def iter_chunks(source: str | os.PathLike[str] | bytes, *, max_seconds: float) -
     limit = max(SAMPLE_RATE, int(max_seconds * SAMPLE_RATE))
     search = int(min(MAX_SEARCH_SECONDS, SEARCH_FRACTION * max_seconds) * SAMPLE_RATE)
     where = _where(source)
-    parts: list[np.ndarray] = []
+    # one buffer, filled in place: a chunk's samples are copied once, into the chunk's bytes
+    buf = np.empty(limit + 8 * SAMPLE_RATE, dtype=np.int16)
     buffered = 0
     start = 0  # samples before the buffer
     index = 0
 
     def cut(final: bool) -> Chunk:
-        nonlocal parts, buffered, start, index
-        samples = np.concatenate(parts) if len(parts) != 1 else parts[0]
-        at = len(samples) if final else find_cut(samples, limit - search, limit)
-        piece, rest = samples[:at], samples[at:]
-        chunk = Chunk(index, start / SAMPLE_RATE, (start + at) / SAMPLE_RATE, piece.tobytes())
-        parts, buffered = ([rest] if len(rest) else []), len(rest)
+        nonlocal buffered, start, index
+        at = buffered if final else find_cut(buf, limit - search, limit)
+        chunk = Chunk(index, start / SAMPLE_RATE, (start + at) / SAMPLE_RATE, buf[:at].tobytes())
+        rest = buffered - at
+        buf[:rest] = buf[at:buffered]
+        buffered = rest
         start += at
         index += 1
         return chunk
+
+    def add(block: np.ndarray) -> Iterator[Chunk]:
+        nonlocal buf, buffered
+        while len(block):
+            room = min(len(block), limit + 1 - buffered)
+            if room <= 0:
+                yield cut(final=False)
+                continue
+            buf[buffered : buffered + room] = block[:room]
+            buffered += room
+            block = block[room:]
+            if buffered > limit:
+                yield cut(final=False)
 
     try:
         with _open(source) as container:
@@ -271,11 +287,7 @@ def iter_chunks(source: str | os.PathLike[str] | bytes, *, max_seconds: float) -
                 except StopIteration:
                     frame = None
                 for out in resampler.resample(frame):
-                    block = out.to_ndarray().reshape(-1)
-                    parts.append(block)
-                    buffered += len(block)
-                while buffered > limit:
-                    yield cut(final=False)
+                    yield from add(out.to_ndarray().reshape(-1))
                 if frame is None:
                     break
     except AudioError:
