@@ -35,6 +35,7 @@ import httpx
 import ipywidgets as widgets
 import pandas as pd
 
+from ._http import map_transport_error
 from ._settings import NOT_GIVEN, NotGiven
 from ._widget_view import (
     AUDIO_MIME_FORMAT,
@@ -47,7 +48,7 @@ from ._widget_view import (
 )
 from .audio import format_from_extension, read_audio
 from .client import Client
-from .errors import STTError
+from .errors import APIStatusError, STTError
 from .frame import CacheArg, transcribe_column
 from .results import RESULT_COLUMNS
 
@@ -134,23 +135,54 @@ def _listed_first(files: list[str], folder: Path | None) -> list[str]:
     return first + [p for p in files if p not in set(first)]
 
 
+#: What one side of the widget is doing: set from the outcome's type (an exception or a row), never its text.
+IDLE, RUNNING, DONE, FAILED = "idle", "running", "done", "failed"
+
+
 class _Panel(widgets.VBox):
-    """One model's answer: a title, the transcript and the usage table."""
+    """One model's answer: a title with the side's state, the transcript and the usage table."""
 
     def __init__(self) -> None:
+        self.state = IDLE
         self.title = widgets.HTML()
         self.text = widgets.HTML(result_html(None, placeholder="The transcript will appear here."))
         self.usage = widgets.HTML()
         super().__init__([self.title, self.text, self.usage], layout=widgets.Layout(flex="1 1 0", min_width="0"))
 
+    def _title(self, model: str, state: str) -> None:
+        self.state = state
+        self.title.value = (
+            f"<b>{html.escape(model)}</b> <span class='stt-state stt-state-{state}' style='color:#555'>{state}</span>"
+        )
+
+    def running(self, model: str) -> None:
+        self._title(model, RUNNING)
+        self.text.value = result_html(None, placeholder="Transcribing…")
+        self.usage.value = ""
+
+    def clear(self) -> None:
+        self.state = IDLE
+        self.title.value = ""
+        self.text.value = result_html(None, placeholder="The transcript will appear here.")
+        self.usage.value = ""
+
     def show(self, model: str, row: dict[str, Any] | None, wall_s: float | None) -> None:
-        self.title.value = f"<b>{html.escape(model)}</b>"
-        if row is None or row.get("error") is not None:
+        """A row that came back is a success; ``None`` (the side raised) is a failure."""
+        if row is None:
+            self._title(model, FAILED)
             self.text.value = result_html(None, placeholder="No transcript: see the message above.")
             self.usage.value = ""
             return
+        self._title(model, DONE)
         self.text.value = result_html(row.get("text"))
         self.usage.value = usage_html(row, wall_s=wall_s)
+
+
+def _detail(exc: BaseException) -> str:
+    """What the server or the file said, for one file: no Python hint, no batch advice ("rerun to resume")."""
+    if isinstance(exc, APIStatusError):
+        return f"{exc.status}: {exc.message}"
+    return str(exc)
 
 
 class TranscribeWidget(widgets.VBox):
@@ -196,6 +228,7 @@ class TranscribeWidget(widgets.VBox):
         self._worker: threading.Thread | None = None
         self._busy = threading.Lock()
         self._uploads = Path(tempfile.mkdtemp(prefix="stt_frames-upload-"))
+        self._uploaded = ""
         weakref.finalize(self, shutil.rmtree, self._uploads, True)
 
         files = _listed_first(audio_files(self.data_dir), self.data_dir)
@@ -286,8 +319,11 @@ class TranscribeWidget(widgets.VBox):
                 models = [str(m["id"]) for m in self._list_models() if m.get("id")]
             except (STTError, httpx.HTTPError) as exc:
                 models = []
-                headline, _ = friendly_error(exc, base_url=self._client.base_url)
-                self._say(f"Could not list the models ({headline}) Type a model id.")
+                error = (
+                    map_transport_error(exc, self._client.settings) if isinstance(exc, httpx.TransportError) else exc
+                )
+                headline, _ = friendly_error(error, base_url=self._client.base_url)
+                self._say(f"Could not list the models from {self._client.base_url}: {headline} Type a model id.")
         options = list(dict.fromkeys(models))
         first = model or next((m for m in PREFERRED_MODELS if m in options), options[0] if options else "")
         self.model.options = options
@@ -307,6 +343,8 @@ class TranscribeWidget(widgets.VBox):
 
     # -- events -----------------------------------------------------------------------------------------
     def _on_path(self, change: Any = None) -> None:
+        if self.upload.value and self.path.value != self._uploaded:
+            self.upload.value = ()  # another file was chosen: the Upload counter no longer describes it
         path = self._resolve(self.path.value)
         fmt = format_from_extension(path) if path is not None else None
         if path is None or fmt is None or not path.is_file():
@@ -334,9 +372,12 @@ class TranscribeWidget(widgets.VBox):
             name += "." + _MIME_EXTENSIONS.get(subtype, subtype or "bin")
         target = self._uploads / name
         target.write_bytes(bytes(item["content"]))
+        self._uploaded = str(target)
         self.path.value = str(target)
         self._say(f"uploaded {name}")
-        self.upload.value = ()  # the bytes are on disk now; do not keep a copy in the widget
+        # The bytes are on disk now: do not keep a copy in the widget. The front end keeps its own count
+        # until it hears a new value, so the reset is sent after this change is processed.
+        self.upload.value = ()
 
     def _on_compare(self, change: Any) -> None:
         show = "" if change["new"] else "none"
@@ -408,6 +449,9 @@ class TranscribeWidget(widgets.VBox):
             problem = "Choose a model first (type its id or pick one from the list)."
         if problem:
             self.error.value = error_html([("", problem, "")])
+            self._say("")
+            self._panel_a.clear()
+            self._panel_b.clear()
             return None
         assert path is not None
         temperature = None if self.default_temperature.value else round(float(self.temperature.value), 2)
@@ -417,7 +461,12 @@ class TranscribeWidget(widgets.VBox):
         self.button.disabled = True
         self.button.description = _BUSY_LABEL
         self.button.icon = "spinner spin"
-        self.error.value = ""
+        self.error.value = ""  # nothing of the previous try stays on screen
+        for i, panel in enumerate((self._panel_a, self._panel_b)):
+            if i < len(form.models):
+                panel.running(form.models[i])
+            else:
+                panel.clear()
         self._say(f"Transcribing {form.path.name} with {' and '.join(form.models)}…")
 
     def _work(self, form: _Form) -> pd.DataFrame:
@@ -456,6 +505,7 @@ class TranscribeWidget(widgets.VBox):
                 cache=self._cache,
                 progress=False,
                 client=self._client,
+                on_error="raise",  # a failure comes back as its exception: its type decides what is shown
             )
         except (STTError, ValueError) as exc:
             return model, None, exc
@@ -470,26 +520,41 @@ class TranscribeWidget(widgets.VBox):
         # whole (a key "x" must not turn "text" into "te***t"): nothing is redacted again here.
         messages: list[tuple[str, str, str]] = []
         records = []
+        failed: list[str] = []
         for i, (model, row, exc) in enumerate(outcomes):
-            problem: BaseException | str | None = exc if exc is not None else (row or {}).get("error")
-            if problem is not None:
-                headline, detail = friendly_error(
-                    problem, model=model, base_url=self._client.base_url, retried=self._client.settings.max_retries
+            record = dict.fromkeys(RESULT_COLUMNS) | (row or {})
+            if exc is None and row is not None and row.get("error") is not None:
+                exc = STTError(str(row["error"]))  # recorded rather than raised (not expected with on_error="raise")
+                row = None
+            if exc is not None:
+                failed.append(model)
+                headline, _ = friendly_error(
+                    exc, model=model, base_url=self._client.base_url, retried=self._client.settings.max_retries
                 )
                 label = model if len(outcomes) > 1 and not shared_error else ""
                 if not (shared_error and messages):
-                    messages.append((label, headline, detail))
-            record = dict.fromkeys(RESULT_COLUMNS) | (row or {})
-            if exc is not None:
-                record["error"] = str(exc)
+                    messages.append((label, headline, _detail(exc)))
+                record["error"] = _detail(exc)
             records.append({"model": model, "path": str(form.path), **record})
-            (self._panel_a if i == 0 else self._panel_b).show(model, record, wall_s)
+            (self._panel_a if i == 0 else self._panel_b).show(model, row if exc is None else None, wall_s)
         self.error.value = error_html(messages)
-        ok = sum(r["error"] is None for r in records)
-        cached = sum(bool(r["cached"]) for r in records if r["error"] is None)
-        note = f"Done in {wall_s:.2f} s" + (f" ({cached} from the cache)" if cached else "") if ok else ""
+        done = [r for r in records if r["model"] not in failed]
+        cached = sum(bool(r["cached"]) for r in done)
+        took = f"{wall_s:.2f} s" + (f" ({cached} from the cache)" if cached else "")
+        if not failed:
+            note = f"Done in {took}"
+        elif done:
+            note = f"{' and '.join(failed)} failed; {' and '.join(str(r['model']) for r in done)} done in {took}"
+        else:
+            note = "Failed: see the message above."
         self._say(note)
         return _frame(records)
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        """Each side's state, model A first: ``"idle"``, ``"running"``, ``"done"`` or ``"failed"``."""
+        sides = (self._panel_a, self._panel_b) if self.compare.value else (self._panel_a,)
+        return tuple(panel.state for panel in sides)
 
     def close(self) -> None:
         """Close the widget (and the client it made)."""

@@ -76,7 +76,8 @@ def test_models_come_from_the_server_and_files_from_data(server: str) -> None:
 def test_unreachable_server_still_allows_typing_a_model(tmp_path: Path) -> None:
     w = TranscribeWidget(base_url="http://127.0.0.1:9/api/v1", data_dir=tmp_path)
     assert list(w.model.options) == [] and w.model.value == ""
-    assert "Could not list the models" in w.status.value
+    assert "Could not list the models from http://127.0.0.1:9/api/v1" in w.status.value
+    assert "Could not reach http://127.0.0.1:9/api/v1" in w.status.value and "unexpected" not in w.status.value
     w.path.value = str(DATA / CLIP)
     rows = w.transcribe_now()
     assert rows.empty and "Choose a model" in w.error.value
@@ -154,6 +155,27 @@ def test_a_b_shows_two_results_side_by_side(server: str) -> None:
     assert "from cache" in w.usage.value and "from cache" in w.usage_b.value
 
 
+def test_a_b_with_model_b_failing_says_so_and_the_next_try_clears_it(server: str) -> None:
+    """Each side's state comes from its outcome's type: B failed, so the widget does not say "Done"."""
+    w = make(server, path=CLIP)
+    w.compare.value = True
+    w.model.value, w.model_b.value = "fake/echo", "nobody/nothing"
+    rows = w.transcribe_now()
+    assert w.states == ("done", "failed")
+    assert "stt-state-done" in w._panel_a.title.value and "stt-state-failed" in w._panel_b.title.value
+    assert "Done" not in w.status.value and "nobody/nothing failed; fake/echo done in" in w.status.value
+    assert w.error.value.count("stt-error") == 1 and "(404)" in w.error.value
+    assert pd.isna(rows.iloc[0]["error"]) and rows.iloc[1]["error"].startswith("404")
+
+    w.compare.value = False  # the next try: nothing of the previous one stays
+    rows = w.transcribe_now()
+    assert w.states == ("done",) and w.error.value == "" and w.status.value.count("Done in") == 1
+    assert w._panel_b.state == "idle" and "nobody" not in w._panel_b.title.value + w.result_b.value
+    w.path.value = ""
+    w.transcribe_now()  # a form problem: the old transcript goes too
+    assert "Choose a file" in w.error.value and rows.iloc[0]["text"] not in w.result.value
+
+
 def test_wrong_key_shows_the_401_message_and_never_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", CANARY)
     with stt_frames.serve_local(api_key="sk-the-right-one") as base_url:
@@ -161,6 +183,8 @@ def test_wrong_key_shows_the_401_message_and_never_the_key(monkeypatch: pytest.M
         rows = w.transcribe_now()
     assert rows.iloc[0]["error"].startswith("401")
     assert "(401)" in w.error.value and "OPENROUTER_API_KEY" in w.error.value
+    assert "rerun" not in w.error.value and "rerun" not in rows.iloc[0]["error"]  # batch advice, not for one file
+    assert w.states == ("failed",) and w.status.value.endswith("Failed: see the message above.</span>")
     assert "Traceback" not in w.error.value
     assert CANARY not in state_text(w)
 
@@ -211,7 +235,7 @@ def test_upload_is_written_with_its_extension_and_transcribed(server: str) -> No
          "last_modified": datetime.now(UTC)},
     )  # fmt: skip
     assert w.path.value.endswith("my clip.flac") and Path(w.path.value).read_bytes() == data
-    assert w.upload.value == ()  # the bytes are not kept in the widget
+    assert w.upload.value == ()  # the bytes are not kept in the widget (and the front end's counter resets)
     assert w.audio.format == "flac" and w.audio.value == data
     rows = w.transcribe_now()
     assert pd.isna(rows.iloc[0]["error"]) and rows.iloc[0]["text"].startswith("echo ")
