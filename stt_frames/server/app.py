@@ -285,9 +285,7 @@ async def _unless_disconnected(
 
 
 async def _answer(state: ServerState, request: Request, body: bytes) -> tuple[Response, str | int]:
-    """Everything after the body is read: latency, parsing, faults, the engine."""
-    if state.latency:
-        await asyncio.sleep(state.latency)
+    """Everything after the body is read: parsing (the request counts for its audio), latency, faults, the engine."""
     req: TranscriptionRequest | None = None
     error: RequestError | None = None
     try:
@@ -301,7 +299,9 @@ async def _answer(state: ServerState, request: Request, body: bytes) -> tuple[Re
     except RequestError as exc:
         error, sha256 = exc, exc.sha256
     if sha256 is not None:
-        state.stats.audio(sha256)
+        state.stats.audio(sha256)  # counted on arrival: a client that gives up during the latency was still heard
+    if state.latency:
+        await asyncio.sleep(state.latency)
     fault = state.faults.roll()
     if fault is not None:
         state.stats.fault(fault)
