@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,10 +183,19 @@ def speech_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str, s
     return (DATA / rows[0]["path"]).read_bytes(), "wav", rows[0]["reference"]
 
 
+@pytest.fixture(scope="module")
+def ps_app() -> Iterator[Any]:
+    """An app for the pocketsphinx tests, its worker processes stopped afterwards (no lifespan in-process)."""
+    pytest.importorskip("pocketsphinx")
+    app = create_app(workers=2)
+    yield app
+    app.state.stt.close()
+
+
 @pytest.mark.parametrize("model", ["local/pocketsphinx", "local/pocketsphinx-fast"])
-def test_pocketsphinx_recognises_speech(speech_clip: tuple[bytes, str, str], model: str) -> None:
+def test_pocketsphinx_recognises_speech(speech_clip: tuple[bytes, str, str], model: str, ps_app: Any) -> None:
     audio, fmt, reference = speech_clip
-    r = transcribe(create_app(), audio, fmt, model=model, language="en")
+    r = transcribe(ps_app, audio, fmt, model=model, language="en")
     assert r.status_code == 200, r.text
     words = set(r.json()["text"].split())
     expected = set(normalise(reference).split())
@@ -195,11 +204,11 @@ def test_pocketsphinx_recognises_speech(speech_clip: tuple[bytes, str, str], mod
     assert usage["seconds"] > 0.3 and usage["input_tokens"] == math.ceil(usage["seconds"] * 10)
 
 
-def test_pocketsphinx_on_silence_returns_empty_text(wav_factory: Callable[..., bytes]) -> None:
-    pytest.importorskip("pocketsphinx")
+def test_pocketsphinx_on_silence_returns_empty_text(wav_factory: Callable[..., bytes], ps_app: Any) -> None:
     silence = wav_factory(0.5, freq=0.0)
-    r = transcribe(create_app(), silence, model="local/pocketsphinx")
+    r = transcribe(ps_app, silence, model="local/pocketsphinx")
     assert r.status_code == 200, r.text
+    assert r.json()["text"] == ""
     assert r.json()["usage"]["seconds"] == pytest.approx(0.5)
 
 
@@ -246,7 +255,10 @@ def test_pocketsphinx_english_wer_on_data(capsys: pytest.CaptureFixture[str]) ->
             runs["fast"] = await run_model(client, "local/pocketsphinx-fast", subset)
             runs["all"] = await run_model(client, "local/pocketsphinx", rows)
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    finally:
+        app.state.stt.close()
     references = [normalise(r["reference"]) for r in rows]
     hypotheses, elapsed = runs["all"]
     wer = jiwer.wer(references, hypotheses)
@@ -338,7 +350,9 @@ def test_valid_optional_fields_and_unknown_extras_are_accepted(wav_factory: Call
 
 def test_body_over_the_limit_is_a_413_from_content_length(wav_factory: Callable[..., bytes]) -> None:
     app = create_app(max_body_bytes=1000)
-    assert_error(transcribe(app, wav_factory(1.0)), 413, "over this server's limit of 1000 bytes")
+    r = transcribe(app, wav_factory(1.0))
+    error = assert_error(r, 413, "over this server's limit of 1000 bytes")
+    assert error["metadata"] == {"max_body_bytes": 1000, "body_bytes": len(r.request.content)}
     assert app.state.stats.snapshot()["requests"] == {}  # refused before parsing
 
 
@@ -353,7 +367,8 @@ def test_body_over_the_limit_is_a_413_while_streaming() -> None:
             yield b"x" * 1000
 
     r = call(app, "POST", "/audio/transcriptions", content=chunks())
-    assert_error(r, 413, "over this server's limit of 10000 bytes")
+    error = assert_error(r, 413, "over this server's limit of 10000 bytes")
+    assert error["metadata"] == {"max_body_bytes": 10_000}  # the size is unknown: it was never read whole
     assert sent < 20  # it stopped reading long before the end
 
 

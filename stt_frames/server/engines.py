@@ -14,10 +14,11 @@ How a pocketsphinx request is decoded (the work runs in the server's worker proc
    request whose client goes away stops between utterances. The words are joined in order.
 
 Each worker process keeps one ``Decoder`` per model, created on its first utterance (loading the model
-takes about half a second). Every utterance is decoded whole (``full_utt=True``: batch cepstral
-normalisation over that utterance alone), so its text does not depend on what the decoder heard before:
-the same audio gets the same text whichever worker decodes it and in whatever order
-(``tests/test_server_engines.py`` checks it).
+takes about half a second). Before each utterance its front end is reset (``reinit_feat``, a fraction of a
+millisecond): without that, the noise and feature state left by the previous utterance changes a word
+now and then. Every utterance is decoded whole (``full_utt=True``, batch cepstral normalisation), so the
+same audio gets the same text as from a new decoder, whichever worker decodes it and whatever it decoded
+before (``tests/test_server_engines.py`` checks it).
 
 Example::
 
@@ -125,9 +126,10 @@ def speech_segments(pcm: bytes, *, max_seconds: float = MAX_SEGMENT_SECONDS) -> 
                 regions.append(b"".join(current))
                 current = []
     if endpointer.in_speech:  # the audio ends in speech: flush what the endpointer still holds
-        speech = endpointer.end_stream(pcm[whole:] or bytes(2))
+        tail = pcm[whole:]
+        speech = endpointer.end_stream(tail or bytes(2))  # it needs a sample; that one is dropped again
         if speech is not None:
-            current.append(speech)
+            current.append(speech if tail else speech[:-2])
     if current:
         regions.append(b"".join(current))
     return [piece for region in regions for piece in split_quiet(region, max_seconds=max_seconds)]
@@ -160,6 +162,8 @@ def recognise_utterance(model_id: str, options: dict[str, Any], pcm: bytes) -> s
     if decoder is None:
         ps = require("pocketsphinx", "local", f"the {model_id} engine")
         decoder = ps.Decoder(loglevel="ERROR", **options)
+    else:
+        decoder.reinit_feat()  # forget what the previous utterance left in the front end
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()

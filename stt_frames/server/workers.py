@@ -107,7 +107,8 @@ class EngineWorkers:
 
     async def in_process(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker process; ``fn`` and the arguments must be picklable."""
-        return await asyncio.wrap_future(self._processes().submit(fn, *args))
+        (result,) = await self.map_in_processes(fn, [args])
+        return result
 
     async def map_in_processes(self, fn: Callable[..., T], jobs: Iterable[Sequence[Any]]) -> list[T]:
         """``[fn(*job) for job in jobs]`` in the worker processes, at most ``processes`` jobs at a time.
