@@ -143,9 +143,13 @@ def compare(
     ``model``, ``language`` (<NA> = auto-detect), the result columns of ``transcribe_column``,
     ``run_wall_s`` (wall time of the cell) and, when ``reference`` names a column of reference
     transcripts, ``wer`` and ``cer``.
-    ``max_cost`` caps the whole grid; other keyword arguments go to ``transcribe_column``
-    (``concurrency``, ``cache``, ``client``, ``temperature`` ...). ``output`` writes a hive-partitioned
-    Parquet dataset (model=/language=).
+    ``max_cost`` caps the whole grid; other keyword arguments go to ``transcribe_column`` for every cell
+    (``concurrency``, ``cache``, ``client``, ``temperature`` ...), long recordings included:
+    ``chunk_seconds`` (default 600; None: never cut), ``max_upload_bytes`` (default 25 MiB),
+    ``upload_format`` ("original", "flac" or "opus") and ``timeout`` (seconds or ``httpx.Timeout``;
+    default: follows the audio's duration), so a long file is cut into the same chunks for every model
+    and the ``chunks`` column says into how many. ``output`` writes a hive-partitioned Parquet dataset
+    (model=/language=).
 
     Example::
 

@@ -161,3 +161,50 @@ def test_spending_cap_applies_to_the_whole_grid() -> None:
     assert spent <= cap + 1e-12
     assert results["error"].str.contains("max_cost", na=False).sum() >= 3
     assert results[results["language"] == "fr"]["error"].notna().any()
+
+
+def test_long_recordings_are_chunked_in_every_cell(tmp_path: Path) -> None:
+    """chunk_seconds, max_upload_bytes and upload_format reach every cell: the long file is cut into the
+    same chunks for each language, the short clip goes whole, and the server gets one request per chunk."""
+    from recordings import speech_recording, write_audio
+
+    rec = speech_recording(40, seed=2)
+    long = write_audio(tmp_path / "long.wav", rec.samples)
+    df = pd.DataFrame({"path": [str(long), str(DATA / pd.read_csv(DATA / "samples.csv")["path"].iloc[0])]})
+    with stt_frames.serve_local() as url:
+        results = stt_frames.compare(
+            df,
+            models=["fake/echo"],
+            languages=[None, "en"],
+            client=stt_frames.Client(base_url=url),
+            progress=False,
+            chunk_seconds=15,
+            max_upload_bytes=2**20,
+            upload_format="flac",
+        )
+        stats = local_server.get_stats(url)
+    assert results["error"].isna().all(), results["error"].dropna().tolist()
+    assert str(results["chunks"].dtype) == "Int64"
+    chunks = results.groupby("row_id")["chunks"].agg(["min", "max"])
+    assert chunks.loc[0, "min"] == chunks.loc[0, "max"] >= 3  # 40 s in chunks of at most 15 s, the same per cell
+    assert (chunks.loc[1] == 1).all()  # a short clip goes in one request
+    assert stats["total_requests"] == int(results["chunks"].sum())
+    assert results.loc[results["row_id"] == 0, "seconds"].to_numpy(dtype=float) == pytest.approx(rec.seconds, abs=0.1)
+
+
+def test_timeout_reaches_every_cell() -> None:
+    """A server slower than ``timeout=``: each cell's request is sent twice, then fails and says why."""
+    df = pd.DataFrame({"path": [str(DATA / pd.read_csv(DATA / "samples.csv")["path"].iloc[0])]})
+    with stt_frames.serve_local(latency=2.0) as url:
+        results = stt_frames.compare(
+            df,
+            models=["fake/echo"],
+            languages=["en", "fr"],
+            client=stt_frames.Client(base_url=url),
+            progress=False,
+            cache=False,
+            timeout=0.3,
+        )
+        stats = local_server.get_stats(url)
+    assert results["error"].str.contains("not sent a third time").all(), results["error"].tolist()
+    assert stats["total_requests"] == 4  # 2 cells x 2 sends
