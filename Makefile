@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv clean docs-images serve
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# docs/leaderboard.png and docs/widget_ab.png (the widget needs Debian's chromium: apt-get install chromium)
+docs-images: $(STAMP)
+	$(PY) docs/images.py
+
+# the bundled OpenRouter-compatible server on http://127.0.0.1:8787/api/v1 (Ctrl-C stops it)
+serve: $(STAMP)
+	$(VENV)/bin/stt-frames serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stt_frames tests bench

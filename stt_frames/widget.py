@@ -311,6 +311,7 @@ class TranscribeWidget(widgets.VBox):
                 widgets.HBox([self._panel_a, self._panel_b], layout=widgets.Layout(width="100%")),
             ]
         )
+        self.add_class("stt-widget")
 
     # -- set-up -----------------------------------------------------------------------------------------
     def _fill_models(self, models: Sequence[str] | None, model: str | None) -> None:

@@ -83,15 +83,15 @@ def jupyter_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def voila_url(tmp_path: Path) -> Iterator[str]:
+def _voila(notebook: Path, tmp_path: Path) -> Iterator[str]:
+    """Serve ``notebook`` with Voilà on a free loopback port; yield its URL, stop it afterwards."""
     port = free_port()
     log = (tmp_path / "voila.log").open("w")
     cmd = [
         sys.executable,
         "-m",
         "voila",
-        str(NOTEBOOK),
+        str(notebook),
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -125,6 +125,11 @@ def voila_url(tmp_path: Path) -> Iterator[str]:
             proc.wait()
         log.close()
         print((tmp_path / "voila.log").read_text()[-4000:])  # shown by pytest when the test fails
+
+
+@pytest.fixture
+def voila_url(tmp_path: Path) -> Iterator[str]:
+    yield from _voila(NOTEBOOK, tmp_path)
 
 
 @pytest.mark.timeout(90)
@@ -171,6 +176,107 @@ def test_transcribe_a_data_file_in_the_browser(voila_url: str) -> None:
             expect(usage.locator(".stt-from")).to_have_text("yes")
             expect(text).to_contain_text("door")
             page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+
+
+# -- the widget's states, stale output and errors, in a notebook made for the test ---------------------------
+
+#: The widget after an A/B try, for the README (``make docs-images`` writes it to docs/ instead).
+WIDGET_SHOT = "widget_ab.png"
+
+
+def _notebook(path: Path) -> Path:
+    """A notebook with two widgets: one on the local server, one on a base URL where nothing listens."""
+    import nbformat
+
+    cells = [
+        "import contextlib, stt_frames\n"
+        "servers = contextlib.ExitStack()\n"
+        "base_url = servers.enter_context(stt_frames.serve_local())\n"
+        f"stt_frames.TranscribeWidget(base_url=base_url, data_dir={str(ROOT / 'data')!r}, "
+        "model='local/pocketsphinx', path='en/flite_rms_01.flac')",
+        f"stt_frames.TranscribeWidget(base_url='http://127.0.0.1:9/api/v1', data_dir={str(ROOT / 'data')!r})",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def widget_page_url(tmp_path: Path) -> Iterator[str]:
+    yield from _voila(_notebook(tmp_path / "widget.ipynb"), tmp_path)
+
+
+@pytest.mark.timeout(120)
+def test_widget_states_errors_and_upload_in_the_browser(widget_page_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = Path(os.environ.get("STT_FRAMES_DOCS_DIR") or ARTIFACTS) / WIDGET_SHOT
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                    else route.abort()
+                ),
+            )  # fmt: skip
+            page.goto(widget_page_url, wait_until="domcontentloaded")
+            expect(page.locator(".stt-widget")).to_have_count(2)
+            live, dead = page.locator(".stt-widget").nth(0), page.locator(".stt-widget").nth(1)
+
+            # the model list could not be fetched: the message names the URL, not "ConnectError"
+            expect(dead).to_contain_text("Could not list the models from http://127.0.0.1:9/api/v1")
+            expect(dead).to_contain_text("Could not reach http://127.0.0.1:9/api/v1")
+            expect(dead).not_to_contain_text("unexpected")
+
+            # A/B where model B fails: A is done, B failed, and the status does not say "Done"
+            button = live.get_by_role("button", name="Transcribe")
+            expect(live.get_by_label("Model", exact=True)).to_have_value("local/pocketsphinx")
+            live.get_by_label("compare with a second model").check()
+            model_b = live.get_by_label("Model B", exact=True)
+            model_b.fill("nobody/nothing")
+            model_b.press("Enter")
+            button.click()
+            expect(live.locator(".stt-state-failed")).to_have_count(1)
+            expect(live.locator(".stt-state-done")).to_have_count(1)
+            expect(live.locator(".stt-error")).to_have_count(1)
+            expect(live.locator(".stt-error")).to_contain_text("(404)")
+            expect(live.locator(".stt-error")).not_to_contain_text("rerun")
+            expect(live).to_contain_text("nobody/nothing failed; local/pocketsphinx done in")
+            expect(live).not_to_contain_text("Done in")
+            expect(live.locator(".stt-text").first).to_contain_text("door")
+
+            # the next try: the previous error is gone, both sides are done
+            model_b.fill("fake/echo")
+            model_b.press("Enter")
+            button.click()
+            expect(live.locator(".stt-state-done")).to_have_count(2)
+            expect(live.locator(".stt-error")).to_have_count(0)
+            expect(live).to_contain_text("Done in")
+            expect(live.locator(".stt-text").nth(1)).to_contain_text("echo ")
+            expect(button).to_be_enabled()
+            live.screenshot(path=str(shot))
+
+            # upload a file: the counter tells of it; choosing another file resets the counter
+            upload = live.locator(".widget-upload")
+            with page.expect_file_chooser() as chooser:  # the widget's <input type=file> is not in the DOM
+                upload.click()
+            chooser.value.set_files(str(ROOT / "data" / "en" / "flite_slt_00.wav"))
+            path = live.get_by_label("File", exact=True)
+            expect(path).to_have_value(re.compile(r"flite_slt_00\.wav$"))
+            expect(live).to_contain_text("uploaded flite_slt_00.wav")
+            expect(upload).to_have_text(re.compile(r"Upload \(0\)"))
+            path.fill("en/flite_rms_01.flac")
+            path.press("Enter")
+            expect(upload).to_have_text(re.compile(r"Upload \(0\)"))
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
