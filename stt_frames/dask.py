@@ -24,6 +24,9 @@ How it runs:
   included, travel with the tasks to the workers. Without it, each worker resolves its own
   ``OPENROUTER_API_KEY`` / ``OPENROUTER_BASE_URL`` from its environment.
 - ``max_cost`` and ``concurrency`` apply to each partition (each worker process), not to the whole job.
+- Long recordings: ``chunk_seconds``, ``max_upload_bytes``, ``upload_format`` and ``timeout`` work as in
+  ``transcribe_column`` (they are checked here, before any task runs). A long file is cut and its chunks
+  sent by the worker that holds its row, and every chunk is cached on its own in the shared cache.
 
 The same thing by hand, with ``map_partitions`` and an explicit ``meta``::
 
@@ -52,7 +55,9 @@ import pandas as pd
 
 from ._extras import require
 from .cache import Cache, default_cache_dir
+from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
 from .results import empty_results
+from .timeouts import TimeoutArg, as_timeout
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -133,6 +138,10 @@ def transcribe(
     client: Client | AsyncClient | None = None,
     cache: bool | str | os.PathLike[str] | Cache = True,
     prefix: str = "",
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upload_format: UploadFormat = "original",
+    timeout: TimeoutArg | None = None,
     **transcribe_options: Any,
 ) -> dd.DataFrame:
     """Transcribe ``ddf[column]`` partition by partition on the Dask workers; lazy, like any Dask DataFrame.
@@ -141,6 +150,10 @@ def transcribe(
     ``cost``, ``error``, ``cached`` ...). Other keyword arguments (``language``, ``language_column``,
     ``concurrency``, ``max_cost``, ``refresh``, ``temperature`` ...) go to ``transcribe_column`` for each
     partition. ``cache`` is resolved here and shared by every worker (see the module docstring).
+    ``chunk_seconds`` (default 600; None: never cut), ``max_upload_bytes`` (default 25 MiB),
+    ``upload_format`` ("original", "flac", "opus") and ``timeout`` (seconds or ``httpx.Timeout``; default:
+    follows the audio) are those of ``transcribe_column``; a long file comes back as one row, ``chunks``
+    saying into how many pieces it was cut.
 
     Example::
 
@@ -163,8 +176,19 @@ def transcribe(
     for what, name in (("column", column), ("language_column", transcribe_options.get("language_column"))):
         if name is not None and name not in columns:
             raise KeyError(f"{what} {name!r} is not in the DataFrame; columns are {columns}")
+    # a bad value fails here, not in every task on the workers
+    UploadPolicy(chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format)
+    if timeout is not None:
+        as_timeout(timeout)
     settings, max_audio_bytes = _settings_of(client)
-    options = {**transcribe_options, "prefix": prefix}
+    options = {
+        **transcribe_options,
+        "prefix": prefix,
+        "chunk_seconds": chunk_seconds,
+        "max_upload_bytes": max_upload_bytes,
+        "upload_format": upload_format,
+        "timeout": timeout,
+    }
     return ddf.map_partitions(
         _transcribe_partition,
         column,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -62,6 +63,12 @@ def test_bad_arguments_fail_at_once() -> None:
         stt_frames.dask.transcribe(samples(2), model="fake/echo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="model must be"):
         stt_frames.dask.transcribe(ddf, model=" ")
+    with pytest.raises(ValueError, match="chunk_seconds must be"):
+        stt_frames.dask.transcribe(ddf, model="fake/echo", chunk_seconds=0)
+    with pytest.raises(ValueError, match="upload_format must be one of"):
+        stt_frames.dask.transcribe(ddf, model="fake/echo", upload_format="mp3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout must be"):
+        stt_frames.dask.transcribe(ddf, model="fake/echo", timeout=-1)
 
 
 def test_a_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,9 +103,7 @@ def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(
     cache = tmp_path / "shared-cache"  # one cache for both worker processes, passed explicitly
     with (
         stt_frames.serve_local() as url,
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
+        distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
         distributed.Client(cluster) as dask_client,
     ):
         client = stt_frames.Client(base_url=url)
@@ -127,3 +132,45 @@ def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(
     assert back.loc[df.index, "text"].tolist() == first["text"].tolist()
     for name, (dtype, _) in RESULT_COLUMNS.items():
         assert str(back[name].dtype) == dtype, name
+
+
+def test_a_long_recording_is_chunked_on_the_workers(tmp_path: Path) -> None:
+    """chunk_seconds, max_upload_bytes and upload_format reach the partitions: the long file comes back
+    as one row in as many chunks as the server got requests for it; the short clips go whole."""
+    from recordings import speech_recording, write_audio
+
+    rec = speech_recording(40, seed=4)
+    df = samples(3)
+    df.loc["long"] = {**df.iloc[0].to_dict(), "path": str(write_audio(tmp_path / "long.wav", rec.samples))}
+    ddf = dd.from_pandas(df, npartitions=2)
+    with stt_frames.serve_local() as url:
+        out = stt_frames.dask.transcribe(
+            ddf,
+            model="fake/echo",
+            client=stt_frames.Client(base_url=url),
+            cache=tmp_path / "cache",
+            chunk_seconds=15,
+            max_upload_bytes=2**20,
+            upload_format="flac",
+            timeout=httpx.Timeout(60.0, connect=5.0),
+        ).compute(scheduler="sync")
+        stats = local_server.get_stats(url)
+    assert out["error"].isna().all(), out["error"].dropna().tolist()
+    assert list(out.index) == list(df.index)
+    assert str(out["chunks"].dtype) == "Int64"
+    assert out.loc["long", "chunks"] >= 3 and (out.drop(index="long")["chunks"] == 1).all()
+    assert out.loc["long", "text"].count("echo ") == out.loc["long", "chunks"]  # one answer per chunk, joined
+    assert out.loc["long", "seconds"] == pytest.approx(rec.seconds, abs=0.1)
+    assert stats["total_requests"] == int(out["chunks"].sum())
+
+
+def test_timeout_reaches_the_workers(tmp_path: Path) -> None:
+    """A server slower than ``timeout=``: each request is sent twice, then its row fails and says why."""
+    ddf = dd.from_pandas(samples(2), npartitions=2)
+    with stt_frames.serve_local(latency=2.0) as url:
+        out = stt_frames.dask.transcribe(
+            ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=False, timeout=0.3
+        ).compute(scheduler="sync")
+        stats = local_server.get_stats(url)
+    assert out["error"].str.contains("not sent a third time").all(), out["error"].tolist()
+    assert stats["total_requests"] == 4  # 2 rows x 2 sends
