@@ -210,6 +210,36 @@ def test_serve_command_answers_and_stops(wav_factory: Callable[..., bytes]) -> N
     assert refused(url)
 
 
+def _children(pid: int) -> set[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_serve_command_stops_its_worker_processes() -> None:
+    pytest.importorskip("pocketsphinx")
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs Linux /proc")
+    wav = (Path(__file__).resolve().parent.parent / "data" / "en" / "flite_slt_00.wav").read_bytes()
+    with serve_command("--workers", "2") as (url, proc):
+        r = httpx.post(f"{url}/audio/transcriptions", json=payload(wav, "local/pocketsphinx-fast"), timeout=60)
+        assert r.status_code == 200 and r.json()["text"]
+        workers = _children(proc.pid)
+        assert 1 <= len(workers) <= 3  # the workers a request used (and multiprocessing's resource tracker)
+    assert proc.returncode in (0, -15)
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
 def test_serve_command_never_prints_the_key(tmp_path: Path) -> None:
     secret = "sk-never-printed-42"
     log = tmp_path / "log.txt"
@@ -252,6 +282,9 @@ def test_serve_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> No
         (["serve", "--price", "fake/echo"], "expected MODEL=USD_PER_MINUTE"),
         (["serve", "--price", "openai/whisper-1=0.006"], "unknown model"),
         (["serve", "--faults", "429,boom"], "unknown fault kind"),
+        (["serve", "--max-audio-seconds", "0"], "expected a positive number of seconds"),
+        (["serve", "--max-audio-seconds", "long"], "expected a number of seconds"),
+        (["serve", "--workers", "0"], "expected a positive integer"),
         (["serve", "--bogus"], "unrecognized arguments"),
         (["fly"], "invalid choice"),
     ],
