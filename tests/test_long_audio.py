@@ -299,3 +299,42 @@ def test_parquet_keeps_the_chunks_column(server: str, speech: tuple[Path, float]
     assert meta["parameters"]["chunk_seconds"] == 30
     assert json.dumps(meta)  # JSON-safe
     assert os.environ.get("OPENROUTER_API_KEY") is None
+
+
+@pytest.mark.slow
+def test_stitched_speech_scores_like_the_same_speech_clip_by_clip(tmp_path: Path) -> None:
+    """3 minutes of data/ speech cut into 45-second chunks on local/pocketsphinx-fast: one row, each chunk billed
+    once, no request sent twice, and a corpus WER no more than 3 points above the clips transcribed one by one."""
+    pytest.importorskip("pocketsphinx", reason="needs the local extra (pocketsphinx)")
+    rec = speech_recording(180, seed=17)
+    path = write_audio(tmp_path / "talk.flac", rec.samples)
+    n = len(list(iter_chunks(str(path), max_seconds=45)))
+    model = "local/pocketsphinx-fast"
+    with stt_frames.serve_local() as url:
+        client = stt_frames.Client(base_url=url)
+        long = stt_frames.transcribe_column(
+            pd.DataFrame({"path": [str(path)], "reference": [rec.reference], "language": ["en"]}),
+            model=model,
+            client=client,
+            chunk_seconds=45,
+            progress=False,
+            cache=False,
+        )
+        stats = local_server.get_stats(url)
+        local_server.reset_stats(url)
+        clips = stt_frames.transcribe_column(
+            pd.DataFrame({"path": rec.clips, "reference": rec.references, "language": "en"}),
+            model=model,
+            client=client,
+            progress=False,
+            cache=False,
+        )
+    assert pd.isna(long["error"].iloc[0]) and long["chunks"].iloc[0] == n >= 4
+    assert sent(stats) == n and sorted(stats["billed"].values()) == [1] * n  # each chunk once, none twice
+    assert clips["error"].isna().all()
+    stitched = stt_frames.score(long, reference="reference")
+    one_by_one = stt_frames.score(clips, reference="reference")
+    wer_long = stitched["word_errors"].sum() / stitched["ref_words"].sum()
+    wer_clips = one_by_one["word_errors"].sum() / one_by_one["ref_words"].sum()
+    print(f"stitched WER {wer_long:.3f} vs clip by clip {wer_clips:.3f} over {rec.seconds:.0f} s, {n} chunks")
+    assert wer_long <= wer_clips + 0.03  # cutting at pauses costs no accuracy (here it is often a little better)
