@@ -86,7 +86,13 @@ class MalformedResponseError(STTError):
 
 
 class APIConnectionError(STTError):
-    """The server could not be reached, or it dropped the connection before answering."""
+    """The server could not be reached, or it dropped the connection before answering.
+
+    ``request_sent`` is True when the whole request had gone out before the failure: the server may have
+    processed it, and billed it, so it is sent again at most once.
+    """
+
+    request_sent: bool = False
 
 
 class APITimeoutError(APIConnectionError):
