@@ -17,7 +17,9 @@ from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 __all__ = [
+    "DOCUMENTED_CHUNK_SECONDS",
     "DOCUMENTED_CONCURRENCY",
+    "DOCUMENTED_MAX_UPLOAD_MB",
     "ENVIRONMENT_HELP",
     "EXIT_API",
     "EXIT_AUTH",
@@ -35,14 +37,17 @@ __all__ = [
     "base_url",
     "cache_arg",
     "cache_dir",
+    "chunk_seconds",
     "comma_list",
     "days",
     "language",
     "languages_list",
     "make_client",
+    "mebibytes",
     "one_line",
     "positive_int",
     "run_options",
+    "seconds",
     "usd",
 ]
 
@@ -70,6 +75,10 @@ EXIT_CODES_HELP: Final = f"""exit status:
 #: Shown in ``--help``; the value in force is ``stt_frames.frame.DEFAULT_CONCURRENCY`` (a test keeps them equal).
 #: Not imported from there so that ``--help`` and argument errors need neither pandas nor httpx.
 DOCUMENTED_CONCURRENCY: Final = 16
+#: Shown in ``--help`` like ``DOCUMENTED_CONCURRENCY``; in force: ``stt_frames.chunking.DEFAULT_CHUNK_SECONDS``
+#: and ``DEFAULT_MAX_UPLOAD_BYTES`` (in MiB here). A test keeps them equal.
+DOCUMENTED_CHUNK_SECONDS: Final = 600.0
+DOCUMENTED_MAX_UPLOAD_MB: Final = 25.0
 
 ENVIRONMENT_HELP: Final = """environment:
   OPENROUTER_API_KEY    the API key (sent only to the API, never printed)
@@ -160,6 +169,42 @@ def days(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected a number of days >= 0, got {text!r}")
+    return value
+
+
+def chunk_seconds(text: str) -> float | None:
+    """Seconds of audio per request, 1 to 86400; ``none`` or ``off`` is None: never cut (``--chunk-seconds``)."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    expected = f"expected a number of seconds between 1 and 86400, or none/off to never cut, got {text!r}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(expected) from None
+    if not math.isfinite(value) or not 1 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(expected)
+    return value
+
+
+def mebibytes(text: str) -> float:
+    """A size in MiB, at least 0.1 (``--max-upload-mb``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MiB >= 0.1 such as 25, got {text!r}") from None
+    if not math.isfinite(value) or value < 0.1:
+        raise argparse.ArgumentTypeError(f"expected a size in MiB >= 0.1 such as 25, got {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A number of seconds > 0 (``--timeout``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 such as 300, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 such as 300, got {text!r}")
     return value
 
 
@@ -254,6 +299,40 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--refresh", action="store_true", help="re-send every row and overwrite its cached answer")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    long = p.add_argument_group(
+        "long recordings",
+        "A recording longer than --chunk-seconds, or larger than --max-upload-mb, is cut at the quietest point "
+        "near each limit; the chunks are sent concurrently, each cached on its own, and joined back into one "
+        "row (its chunks column says how many). A request whose answer was lost after its audio went out "
+        "whole is sent again at most once; the summary counts those as possibly billed twice.",
+    )
+    long.add_argument(
+        "--chunk-seconds",
+        type=chunk_seconds,
+        default=argparse.SUPPRESS,  # absent: transcribe_column's default; None: never cut
+        metavar="S",
+        help=f"longest audio per request in seconds (default {DOCUMENTED_CHUNK_SECONDS:g}); none or off: never "
+        "cut, and a file too large to upload whole fails before anything is sent",
+    )
+    long.add_argument(
+        "--max-upload-mb",
+        type=mebibytes,
+        metavar="MiB",
+        help=f"largest audio upload per request, in MiB (default {DOCUMENTED_MAX_UPLOAD_MB:g}); a larger file "
+        "is sent in chunks",
+    )
+    long.add_argument(
+        "--upload-format",
+        choices=("original", "flac", "opus"),
+        help="original (default): a file that fits goes as it is, chunks as 16 kHz mono FLAC; flac or opus "
+        "(24 kbps, about 10 MB per hour): everything re-encoded to 16 kHz mono",
+    )
+    long.add_argument(
+        "--timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="how long to wait for each answer (default: 120 s + 1 s per second of the request's audio)",
+    )
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -271,6 +350,14 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.concurrency is not None:  # else transcribe_column's own default
         options["concurrency"] = args.concurrency
+    if "chunk_seconds" in vars(args):  # given: seconds, or None to never cut
+        options["chunk_seconds"] = args.chunk_seconds
+    if args.max_upload_mb is not None:
+        options["max_upload_bytes"] = round(args.max_upload_mb * 2**20)
+    if args.upload_format is not None:
+        options["upload_format"] = args.upload_format
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
     return options
 
 

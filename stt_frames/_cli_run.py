@@ -148,7 +148,16 @@ def _summary(out: pd.DataFrame) -> str:
     cached = out["cached"].fillna(False).astype(bool) & ~errors
     spent = float(out.loc[~cached & ~errors, "cost"].fillna(0).sum())
     n = len(out)
-    return f"{n} row{'s' * (n != 1)}, {int(errors.sum())} failed, {int(cached.sum())} cached, ${spent:.4f} spent"
+    text = f"{n} row{'s' * (n != 1)}, {int(errors.sum())} failed, {int(cached.sum())} cached, ${spent:.4f} spent"
+    run = out.attrs.get("stt_frames", {})  # what was sent: transcribe_column's counts, or compare's totals
+    sent = []
+    if run.get("requests"):
+        requests = int(run["requests"])
+        uploaded = run.get("uploaded_bytes", 0) / 1e6
+        sent.append(f"{requests} request{'s' * (requests != 1)} sent, {uploaded:,.1f} MB uploaded")
+    if run.get("possibly_billed_twice"):
+        sent.append(f"{int(run['possibly_billed_twice'])} possibly billed twice (sent again after a lost answer)")
+    return "; ".join([text, ", ".join(sent)]) if sent else text
 
 
 def _first_errors(out: pd.DataFrame, column: str, limit: int = 3) -> list[str]:

@@ -117,10 +117,20 @@ async def acompare(
         if _bar is None:
             bar.close()
     results = _long(cells, reference)
+    # the whole grid's counts: every cell counted into the one bar and budget
+    info = {
+        "models": list(models),
+        "languages": list(languages),
+        "requests": bar.requests,
+        "uploaded_bytes": bar.uploaded_bytes,
+        "possibly_billed_twice": bar.possibly_billed_twice,
+        "spent_cost": budget.spent,
+    }
+    results.attrs["stt_frames"] = info
     if output is not None:
         from .results import write_dataset
 
-        write_dataset(results, output, metadata={"models": list(models), "languages": list(languages)})
+        write_dataset(results, output, metadata=info)
     return results
 
 
@@ -149,7 +159,8 @@ def compare(
     ``upload_format`` ("original", "flac" or "opus") and ``timeout`` (seconds or ``httpx.Timeout``;
     default: follows the audio's duration), so a long file is cut into the same chunks for every model
     and the ``chunks`` column says into how many. ``output`` writes a hive-partitioned Parquet dataset
-    (model=/language=).
+    (model=/language=). ``results.attrs["stt_frames"]`` (and the dataset's metadata) holds the whole
+    grid's ``requests``, ``uploaded_bytes``, ``possibly_billed_twice`` and ``spent_cost``.
 
     Example::
 

@@ -183,6 +183,114 @@ def test_compare_writes_a_dataset_and_prints_the_leaderboard(server: str, tmp_pa
     assert (runs / "model=fake%2Fecho" / "language=en").is_dir()
 
 
+# -- long recordings -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CSV of one 40-second recording (1.3 MB of WAV) and one short clip."""
+    from recordings import speech_recording, write_audio
+
+    folder = tmp_path_factory.mktemp("long")
+    long = write_audio(folder / "long.wav", speech_recording(40, seed=6).samples)
+    short = DATA / pd.read_csv(DATA / "samples.csv")["path"].iloc[0]
+    pd.DataFrame({"path": [str(long), str(short)], "reference": ["a long talk", "a short clip"]}).to_csv(
+        folder / "in.csv", index=False
+    )
+    return folder / "in.csv"
+
+
+def test_transcribe_chunks_a_long_recording_and_the_summary_counts_what_was_sent(
+    server: str, tmp_path: Path, long_csv: Path
+) -> None:
+    out = tmp_path / "out.parquet"
+    result = cli(
+        "transcribe", str(long_csv), "--model", "fake/echo", "--base-url", server, "--no-progress", "-o", str(out),
+        "--chunk-seconds", "15", "--max-upload-mb", "1.5", "--upload-format", "flac", "--timeout", "60",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    df = stt_frames.read_results(out)
+    assert df["error"].isna().all(), df["error"].tolist()
+    assert df.loc[0, "chunks"] >= 3 and df.loc[1, "chunks"] == 1  # 40 s in chunks of at most 15 s
+    info = df.attrs["stt_frames"]
+    params = info["parameters"]
+    assert (params["chunk_seconds"], params["max_upload_bytes"], params["upload_format"]) == (15.0, 1_572_864, "flac")
+    assert params["timeout"]["read"] == 60.0
+    requests = local_server.get_stats(server)["total_requests"]
+    assert requests == info["requests"] == int(df["chunks"].sum())
+    mb = info["uploaded_bytes"] / 1e6
+    assert result.stderr.strip().endswith(f" spent; {requests} requests sent, {mb:,.1f} MB uploaded")
+    assert "possibly billed twice" not in result.stderr  # said only when it happened
+
+
+def test_chunk_seconds_none_refuses_a_file_over_max_upload_mb_before_sending_it(
+    server: str, tmp_path: Path, long_csv: Path
+) -> None:
+    result = cli(
+        "transcribe", str(long_csv), "--model", "fake/echo", "--base-url", server, "--no-progress",
+        "--chunk-seconds", "none", "--max-upload-mb", "0.5", "-o", str(tmp_path / "out.parquet"),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    df = stt_frames.read_results(tmp_path / "out.parquet")
+    size = Path(df.loc[0, "path"]).stat().st_size / 2**20
+    assert f"long.wav: file is {size:.1f} MiB, over max_upload_bytes=524,288 (0.5 MiB)" in result.stderr
+    assert df["error"].notna().tolist() == [True, False]
+    assert df.attrs["stt_frames"]["parameters"]["chunk_seconds"] is None
+    assert local_server.get_stats(server)["total_requests"] == 1  # the short clip only
+    uploaded = df.attrs["stt_frames"]["uploaded_bytes"]
+    assert uploaded == Path(df.loc[1, "path"]).stat().st_size  # sent as it is
+    assert f" spent; 1 request sent, {uploaded / 1e6:,.1f} MB uploaded\n" in result.stderr
+
+
+def test_timeout_and_the_possibly_billed_twice_count_in_the_summary(tmp_path: Path, long_csv: Path) -> None:
+    """A server slower than --timeout: each request goes out twice, then its row fails; the summary says so."""
+    with stt_frames.serve_local(latency=2.0) as url:
+        result = cli(
+            "transcribe", str(long_csv), "--model", "fake/echo", "--base-url", url, "--no-progress", "--no-cache",
+            "--chunk-seconds", "off", "--timeout", "0.3", "-o", str(tmp_path / "out.parquet"),
+        )  # fmt: skip
+        sent = local_server.get_stats(url)["total_requests"]
+    assert result.returncode == 1, result.stderr
+    assert sent == 4  # 2 rows x 2 sends, never a third
+    assert "2 requests sent" in result.stderr
+    assert "2 possibly billed twice (sent again after a lost answer)" in result.stderr
+    assert "not sent a third time" in result.stderr
+
+
+def test_compare_passes_the_long_recording_options_to_every_cell(server: str, tmp_path: Path, long_csv: Path) -> None:
+    runs = tmp_path / "runs"
+    result = cli(
+        "compare", str(long_csv), "--models", "fake/echo", "--languages", "auto,en", "--base-url", server,
+        "--no-progress", "--chunk-seconds", "15", "--upload-format", "opus", "--timeout", "60", "-o", str(runs),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    results = stt_frames.read_results(runs)
+    assert len(results) == 4 and results["error"].isna().all()
+    long = results[results["path"].str.endswith("long.wav")]
+    assert len(long) == 2 and (long["chunks"] >= 3).all() and long["chunks"].nunique() == 1
+    # opus everywhere: even the short clip is re-encoded, so each cell sends 1 + the long file's chunks
+    requests = local_server.get_stats(server)["total_requests"]
+    assert requests == int(results["chunks"].sum())
+    assert f"; {requests} requests sent, " in result.stderr  # the grid's total, not one cell's
+    assert results.attrs["stt_frames"]["requests"] == requests  # and the dataset's metadata says the same
+
+
+def test_bad_long_recording_options_exit_2() -> None:
+    csv, out = str(DATA / "samples.csv"), "/nonexistent/o.parquet"
+    cases = [
+        (["--chunk-seconds", "0"], "argument --chunk-seconds: expected a number of seconds between 1 and 86400"),
+        (["--chunk-seconds", "soon"], "or none/off to never cut, got 'soon'"),
+        (["--max-upload-mb", "0"], "argument --max-upload-mb: expected a size in MiB >= 0.1"),
+        (["--max-upload-mb", "nan"], "argument --max-upload-mb"),
+        (["--upload-format", "mp3"], "argument --upload-format: invalid choice: 'mp3'"),
+        (["--timeout", "-1"], "argument --timeout: expected a number of seconds > 0"),
+    ]
+    results = cli_many([(["transcribe", csv, "--model", "m", *args, "-o", out], {}) for args, _ in cases])
+    for (args, fragment), result in zip(cases, results, strict=True):
+        assert result.returncode == 2 and one_line_error(result), (args, result.stderr)
+        assert fragment in result.stderr, (args, fragment, result.stderr)
+
+
 # -- cache -----------------------------------------------------------------------------------------------
 
 
@@ -342,6 +450,16 @@ def test_the_documented_concurrency_is_the_real_default() -> None:
     assert f"(default {DEFAULT_CONCURRENCY};" in DOCS.read_text()
 
 
+def test_the_documented_long_recording_defaults_are_the_real_ones() -> None:
+    from stt_frames._cli_common import DOCUMENTED_CHUNK_SECONDS, DOCUMENTED_MAX_UPLOAD_MB
+    from stt_frames.chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UPLOAD_FORMATS
+
+    assert DOCUMENTED_CHUNK_SECONDS == DEFAULT_CHUNK_SECONDS
+    assert DOCUMENTED_MAX_UPLOAD_MB * 2**20 == DEFAULT_MAX_UPLOAD_BYTES
+    assert f"--upload-format {{{','.join(UPLOAD_FORMATS)}}}" in DOCS.read_text()
+    assert f"(default {DEFAULT_CHUNK_SECONDS:g});" in DOCS.read_text()
+
+
 def test_no_command_prints_help_and_exits_2() -> None:
     result = cli()
     assert result.returncode == 2 and result.stderr.startswith("usage: stt-frames")
@@ -355,6 +473,8 @@ def test_docs_cli_md_is_up_to_date() -> None:
         assert command in documented
     for option in ("--max-cost", "--base-url", "--no-progress", "--language-column", "--older-than-days", "--json"):
         assert option in documented
+    for option in ("--chunk-seconds", "--max-upload-mb", "--upload-format", "--timeout"):
+        assert documented.count(f"\n  {option} ") == 2, option  # described for transcribe and for compare
 
 
 def test_help_markdown_from_the_real_command_matches_the_docs() -> None:

@@ -188,7 +188,7 @@ def test_long_recordings_are_chunked_in_every_cell(tmp_path: Path) -> None:
     chunks = results.groupby("row_id")["chunks"].agg(["min", "max"])
     assert chunks.loc[0, "min"] == chunks.loc[0, "max"] >= 3  # 40 s in chunks of at most 15 s, the same per cell
     assert (chunks.loc[1] == 1).all()  # a short clip goes in one request
-    assert stats["total_requests"] == int(results["chunks"].sum())
+    assert stats["total_requests"] == int(results["chunks"].sum()) == results.attrs["stt_frames"]["requests"]
     assert results.loc[results["row_id"] == 0, "seconds"].to_numpy(dtype=float) == pytest.approx(rec.seconds, abs=0.1)
 
 
