@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "PaymentRequiredError": "errors",
     "RateLimitError": "errors",
     "RequestTimeoutError": "errors",
+    "RunProgress": "_progress",
     "STTError": "errors",
     "ServiceUnavailableError": "errors",
     "TranscribeWidget": "widget",
@@ -61,6 +62,7 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._progress import RunProgress
     from .cache import Cache, cache_info, clear_cache
     from .client import AsyncClient, Client
     from .errors import (

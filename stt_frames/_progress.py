@@ -3,23 +3,69 @@
 The projection is spent cost plus the cost per audio second seen so far times the audio still to do
 (estimated from the mean seconds per finished row); it is shown only while the run is going.
 Requests sent, bytes uploaded and requests sent a second time after a lost answer
-(``possibly_billed_twice``) are counted too. ``tqdm.auto`` picks the notebook or terminal bar.
+(``possibly_billed_twice``) are counted too. ``tqdm.auto`` picks the notebook or terminal bar; a
+``listener`` gets a ``RunProgress`` snapshot instead (at most every 0.2 s, and after every answer).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "ProgressListener", "RunProgress"]
+
+log = logging.getLogger("stt_frames")
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """Where a run stands: what ``transcribe_column(progress=callback)`` passes to the callback.
+
+    ``chunks_expected`` counts the requests the long recordings started so far will take (an estimate
+    from their duration); ``answered`` counts requests answered, chunks included, cache hits too.
+
+    Example::
+
+        def show(p): print(f"{p.done}/{p.rows} rows, {p.answered}/{p.chunks_expected} chunks, ${p.cost:.4f}")
+        stt_frames.transcribe_column(df, model="fake/echo", progress=show)
+    """
+
+    rows: int
+    done: int
+    cached: int
+    errors: int
+    requests: int
+    answered: int
+    chunks_expected: int
+    audio_seconds: float
+    cost: float
+    possibly_billed_twice: int
+
+
+#: A callable that receives ``RunProgress`` snapshots.
+ProgressListener = Callable[[RunProgress], None]
 
 
 class Progress:
     """Counts what a run did and shows it on a tqdm bar (or nowhere, with ``enabled=False``)."""
 
-    def __init__(self, total: int, *, enabled: bool = True, desc: str = "transcribing", position: int | None = None):
+    def __init__(
+        self,
+        total: int,
+        *,
+        enabled: bool = True,
+        desc: str = "transcribing",
+        position: int | None = None,
+        listener: ProgressListener | None = None,
+    ):
         self.total = total
+        self.listener = listener
+        self.answered = 0
+        self.chunks_expected = 0
         self.done = 0
         self.cached = 0
         self.errors = 0
@@ -51,10 +97,14 @@ class Progress:
         requests: int = 0,
         uploaded: int = 0,
         resent: int = 0,
+        answered: int = 0,
+        chunks_expected: int = 0,
         spent: float | None = None,
         billed_seconds: float | None = None,
     ) -> None:
         """Record what one request did: sent (with ``uploaded`` bytes), sent again, or answered at a cost."""
+        self.answered += answered
+        self.chunks_expected += chunks_expected
         self.requests += requests
         self.uploaded_bytes += uploaded
         self.possibly_billed_twice += resent
@@ -62,7 +112,7 @@ class Progress:
             self.cost += spent
             if billed_seconds:
                 self._billed_seconds += billed_seconds
-        if resent:
+        if resent or answered or chunks_expected:
             self._refresh(force=True)
 
     def update(
@@ -83,13 +133,35 @@ class Progress:
             self.audio_seconds += seconds * n
         if self._bar is not None:
             self._bar.update(n)
-            self._refresh(force=self.done >= self.total)
+        self._refresh(force=self.done >= self.total or self.listener is not None)
+
+    def snapshot(self) -> RunProgress:
+        """The counts now, as a ``RunProgress``."""
+        return RunProgress(
+            rows=self.total,
+            done=self.done,
+            cached=self.cached,
+            errors=self.errors,
+            requests=self.requests,
+            answered=self.answered,
+            chunks_expected=self.chunks_expected,
+            audio_seconds=self.audio_seconds,
+            cost=self.cost,
+            possibly_billed_twice=self.possibly_billed_twice,
+        )
 
     def _refresh(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if self._bar is not None and (force or now - self._last > 0.2):
+        if force or now - self._last > 0.2:
             self._last = now
-            self._bar.set_postfix_str(self.summary(), refresh=False)
+            if self._bar is not None:
+                self._bar.set_postfix_str(self.summary(), refresh=False)
+            if self.listener is not None:
+                try:
+                    self.listener(self.snapshot())
+                except Exception:  # a broken callback must not lose the run's work: say so once, then stop calling it
+                    log.exception("the progress callback raised; it is not called again in this run")
+                    self.listener = None
 
     def summary(self) -> str:
         """One line: cache hits, errors, audio seconds, cost so far and (while running) projected.

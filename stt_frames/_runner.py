@@ -492,7 +492,7 @@ class Runner:
                 return result
             self.budget.settle(ticket, cost=answer.usage.cost or 0.0, size=len(clip.data))
             result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
-            self.progress.count(spent=answer.usage.cost, billed_seconds=result.seconds)
+            self.progress.count(answered=1, spent=answer.usage.cost, billed_seconds=result.seconds)
             try:
                 self._store(
                     key, answer.raw, audio_sha256=sha, language=item.language, audio_seconds=seconds, latency_s=latency
@@ -518,6 +518,8 @@ class Runner:
         total_seconds = 0.0
         count = 0
         total = f" of {format_clock(prepared.seconds)}" if prepared.seconds else ""
+        if prepared.seconds:
+            self.progress.count(chunks_expected=max(1, math.ceil(prepared.seconds / self.policy.chunk_limit())))
         try:
             while not self.stopped and not failure:
                 await self.limiter.acquire()
@@ -540,6 +542,7 @@ class Runner:
                             raise RunAborted(exc) from exc
                     if entry is not None:
                         answers[chunk.index] = (Transcription.from_json(entry.response), True)
+                        self.progress.count(answered=1)
                         continue
                     clip = await asyncio.to_thread(encode_chunk, chunk.pcm, self.policy.chunk_encoding)
                     ticket = self.budget.reserve(len(clip.data))
@@ -615,7 +618,7 @@ class Runner:
                 failure.append((index, exc))
                 return
             self.budget.settle(ticket, cost=answer.usage.cost or 0.0, size=len(clip.data))
-            self.progress.count(spent=answer.usage.cost, billed_seconds=answer.usage.seconds or seconds)
+            self.progress.count(answered=1, spent=answer.usage.cost, billed_seconds=answer.usage.seconds or seconds)
             answers[index] = (answer, False)
             self._store(
                 key, answer.raw, audio_sha256=sha, language=item.language, audio_seconds=seconds, latency_s=latency

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal, TypeVar
 import pandas as pd
 
 from ._limits import Budget
-from ._progress import Progress
+from ._progress import Progress, ProgressListener
 from ._runner import RowResult, RunAborted, Runner
 from ._settings import resolve_settings
 from .cache import Cache, CacheError
@@ -62,6 +62,13 @@ def _open_cache(cache: CacheArg) -> Cache | None:
     if isinstance(cache, Cache):
         return cache
     return Cache(None if cache is True else cache)
+
+
+def _progress_for(progress: bool | ProgressListener, rows: int, desc: str) -> Progress:
+    """A tqdm bar (True), nothing (False), or snapshots passed to a callable."""
+    if callable(progress):
+        return Progress(rows, enabled=False, desc=desc, listener=progress)
+    return Progress(rows, enabled=bool(progress), desc=desc)
 
 
 def _languages(df: pd.DataFrame, language: str | None, language_column: str | None) -> list[str | None]:
@@ -121,7 +128,7 @@ async def atranscribe_column(
     concurrency: int = DEFAULT_CONCURRENCY,
     cache: CacheArg = True,
     refresh: bool = False,
-    progress: bool = True,
+    progress: bool | ProgressListener = True,
     max_cost: float | None = None,
     output: str | os.PathLike[str] | None = None,
     prefix: str = "",
@@ -154,7 +161,7 @@ async def atranscribe_column(
         as_timeout(timeout)  # a bad value fails here, before anything is read or sent
     store = _open_cache(cache)
     aclient, owned = _async_client_for(client, copy=_interrupt is not None)
-    bar = _bar if _bar is not None else Progress(len(df), enabled=progress, desc=f"{prefix or ''}{model}")
+    bar = _bar if _bar is not None else _progress_for(progress, len(df), f"{prefix or ''}{model}")
     runner = Runner(
         aclient,
         store,
@@ -327,7 +334,7 @@ def transcribe_column(
     concurrency: int = DEFAULT_CONCURRENCY,
     cache: CacheArg = True,
     refresh: bool = False,
-    progress: bool = True,
+    progress: bool | ProgressListener = True,
     max_cost: float | None = None,
     output: str | os.PathLike[str] | None = None,
     prefix: str = "",
@@ -350,6 +357,8 @@ def transcribe_column(
     - ``max_cost`` (USD): no new request once spent + in-flight estimates would exceed it; unsent
       rows get an error saying so.
     - ``language_column``: per-row language codes (``language`` fills missing ones).
+    - ``progress``: True (default) shows a tqdm bar; False nothing; a callable gets a ``RunProgress``
+      (rows, requests and chunks answered, cost ...) as the run goes, for your own display.
     - ``on_error``: "record" (default) puts each failed row's message in ``error`` and goes on;
       "raise" stops at the first. A 401, 402 or 404 (unknown model) always stops the run at once.
     - ``output``: also write the result to this Parquet file (see ``read_results``).
@@ -373,7 +382,7 @@ def transcribe_column(
         out = df.pipe(stt_frames.transcribe_column, column="path", model="openai/whisper-large-v3")
     """
     _check_args(df, column, concurrency, max_cost, on_error)
-    bar = Progress(len(df), enabled=progress, desc=f"{prefix}{model}")
+    bar = _progress_for(progress, len(df), f"{prefix}{model}")
 
     def make(interrupt: threading.Event) -> Coroutine[Any, Any, pd.DataFrame]:
         return atranscribe_column(

@@ -25,9 +25,9 @@ from typing import Any
 import pandas as pd
 
 from ._limits import Budget
-from ._progress import Progress
+from ._progress import Progress, ProgressListener
 from .errors import STTError
-from .frame import Interrupted, atranscribe_column, run_sync
+from .frame import Interrupted, _progress_for, atranscribe_column, run_sync
 
 __all__ = ["acompare", "compare"]
 
@@ -64,7 +64,7 @@ async def acompare(
     languages: Sequence[str | None] = (None,),
     reference: str | None = None,
     max_cost: float | None = None,
-    progress: bool = True,
+    progress: bool | ProgressListener = True,
     output: str | os.PathLike[str] | None = None,
     _interrupt: threading.Event | None = None,
     _bar: Progress | None = None,
@@ -86,7 +86,7 @@ async def acompare(
     if bad:
         raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
     grid = [(m, lang) for m in models for lang in languages]
-    bar = _bar or Progress(len(df) * len(grid), enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
+    bar = _bar or _progress_for(progress, len(df) * len(grid), f"compare {len(models)}×{len(languages)}")
     budget = Budget(max_cost)
     cells: list[pd.DataFrame] = []
     try:
@@ -142,7 +142,7 @@ def compare(
     languages: Sequence[str | None] = (None,),
     reference: str | None = None,
     max_cost: float | None = None,
-    progress: bool = True,
+    progress: bool | ProgressListener = True,
     output: str | os.PathLike[str] | None = None,
     **transcribe_options: Any,
 ) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def compare(
                                      languages=[None, "en"], reference="reference")
     """
     cells = len(models) * len(languages) if not isinstance(models, str) and not isinstance(languages, str) else 0
-    bar = Progress(len(df) * cells, enabled=progress, desc=f"compare {len(models)}×{len(languages)}")
+    bar = _progress_for(progress, len(df) * cells, f"compare {len(models)}×{len(languages)}")
 
     def make(interrupt: threading.Event) -> Coroutine[Any, Any, pd.DataFrame]:
         return acompare(

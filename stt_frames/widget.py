@@ -36,6 +36,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from ._http import map_transport_error
+from ._progress import RunProgress
 from ._settings import NOT_GIVEN, NotGiven
 from ._widget_view import (
     AUDIO_MIME_FORMAT,
@@ -46,11 +47,13 @@ from ._widget_view import (
     result_html,
     usage_html,
 )
-from .audio import format_from_extension, read_audio
+from .audio import check_file, check_header, format_from_extension, read_audio
+from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
 from .client import Client
 from .errors import APIStatusError, STTError
 from .frame import CacheArg, transcribe_column
 from .results import RESULT_COLUMNS
+from .timeouts import TimeoutArg, as_timeout
 
 __all__ = ["PREFERRED_MODELS", "TranscribeWidget", "try_file"]
 
@@ -160,6 +163,11 @@ class _Panel(widgets.VBox):
         self.text.value = result_html(None, placeholder="Transcribing…")
         self.usage.value = ""
 
+    def progress(self, text: str) -> None:
+        """While running: say how far the side is (chunks answered of a long recording)."""
+        if self.state == RUNNING:
+            self.text.value = result_html(None, placeholder=text)
+
     def clear(self) -> None:
         self.state = IDLE
         self.title.value = ""
@@ -196,6 +204,8 @@ class TranscribeWidget(widgets.VBox):
     - ``model``/``path``: what the boxes start with.
     - ``cache``: as for ``transcribe_column`` (default: the shared on-disk cache).
     - ``data_dir``: the folder whose audio files the path box offers; default ``./data`` or ``../data``.
+    - ``chunk_seconds``, ``max_upload_bytes``, ``upload_format``, ``timeout``: as for ``transcribe_column``.
+      A long recording is cut into chunks on its own; each side shows how many chunks are answered.
 
     Children: ``path``, ``upload``, ``model``, ``compare``, ``model_b``, ``language``, ``temperature``,
     ``default_temperature``, ``button``, ``status``, ``audio``, ``error``, ``result``, ``usage``,
@@ -219,7 +229,21 @@ class TranscribeWidget(widgets.VBox):
         cache: CacheArg = True,
         data_dir: str | os.PathLike[str] | None = None,
         client: Client | None = None,
+        chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        upload_format: UploadFormat = "original",
+        timeout: TimeoutArg | None = None,
     ) -> None:
+        # checked here, so a bad option fails when the widget is made, not at the first click
+        UploadPolicy(chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format)
+        if timeout is not None:
+            as_timeout(timeout)
+        self._run_options: dict[str, Any] = {
+            "chunk_seconds": chunk_seconds,
+            "max_upload_bytes": max_upload_bytes,
+            "upload_format": upload_format,
+            "timeout": timeout,
+        }
         self._client = client if client is not None else Client(base_url=base_url, api_key=api_key)
         self._own_client = client is None
         self._cache = cache
@@ -474,7 +498,9 @@ class TranscribeWidget(widgets.VBox):
         started = time.perf_counter()
         try:
             try:
-                read_audio(form.path)  # a bad file fails here, locally, with a typed error
+                # a bad file fails here, locally, with a typed error (a long one is fine: it goes in chunks)
+                _, fmt = check_file(str(form.path), max_bytes=None)
+                check_header(str(form.path), fmt)
             except STTError as exc:
                 outcomes: list[_Outcome] = [(m, None, exc) for m in form.models]
                 rows = self._show(form, outcomes, time.perf_counter() - started, shared_error=True)
@@ -496,6 +522,12 @@ class TranscribeWidget(widgets.VBox):
 
     def _one(self, form: _Form, model: str) -> _Outcome:
         frame = pd.DataFrame({"path": [str(form.path)]})
+        panel = self._panel_a if model == form.models[0] else self._panel_b
+
+        def show_chunks(p: RunProgress) -> None:
+            if p.chunks_expected > 1 and p.done < p.rows:
+                panel.progress(f"Transcribing… {p.answered} of about {p.chunks_expected} chunks answered")
+
         try:
             out = transcribe_column(
                 frame,
@@ -504,9 +536,10 @@ class TranscribeWidget(widgets.VBox):
                 language=form.language,
                 temperature=form.temperature,
                 cache=self._cache,
-                progress=False,
+                progress=show_chunks,
                 client=self._client,
                 on_error="raise",  # a failure comes back as its exception: its type decides what is shown
+                **self._run_options,
             )
         except (STTError, ValueError) as exc:
             return model, None, exc

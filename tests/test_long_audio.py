@@ -338,3 +338,15 @@ def test_stitched_speech_scores_like_the_same_speech_clip_by_clip(tmp_path: Path
     wer_clips = one_by_one["word_errors"].sum() / one_by_one["ref_words"].sum()
     print(f"stitched WER {wer_long:.3f} vs clip by clip {wer_clips:.3f} over {rec.seconds:.0f} s, {n} chunks")
     assert wer_long <= wer_clips + 0.03  # cutting at pauses costs no accuracy (here it is often a little better)
+
+
+def test_a_progress_callback_sees_the_chunks_answered(server: str, speech: tuple[Path, float]) -> None:
+    path, _ = speech
+    seen: list[stt_frames.RunProgress] = []
+    out = run(pd.DataFrame({"path": [str(path)]}), server, chunk_seconds=30, cache=False, progress=seen.append)
+    n = int(out["chunks"].iloc[0])
+    assert seen and seen[-1].done == 1 and seen[-1].answered == n and seen[-1].requests == n
+    assert seen[0].chunks_expected >= n - 1  # estimated from the duration before the first chunk went out
+    assert [p.answered for p in seen] == sorted(p.answered for p in seen)
+    broken = run(pd.DataFrame({"path": [str(path)]}), server, progress=lambda p: 1 / 0)  # a bad callback loses nothing
+    assert pd.isna(broken["error"].iloc[0])

@@ -294,3 +294,27 @@ def test_other_errors_have_human_messages() -> None:
     for exc, words in cases.items():
         assert words in friendly_error(exc, base_url="u")[0]
     assert "Could not reach" in friendly_error("connection to u failed or was dropped", base_url="u")[0]
+
+
+def test_a_long_recording_goes_in_chunks_and_each_side_says_how_far_it_is(server: str, tmp_path: Path) -> None:
+    """A file over 25 MB is not refused: it is cut into chunks, and the panel counts the chunks answered."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from recordings import speech_recording, write_audio
+
+    rec = speech_recording(160, seed=21)
+    path = write_audio(tmp_path / "master.wav", rec.samples, rate=44_100, channels=2)  # ~28 MB
+    assert path.stat().st_size > 25_000_000
+    seen: list[str] = []
+    w = stt_frames.TranscribeWidget(base_url=server, model="fake/echo", path=str(path), chunk_seconds=30)
+    w.result.observe(lambda change: seen.append(change["new"]), names="value")
+    rows = w.transcribe_now()
+    assert rows["error"].isna().all(), rows["error"].tolist()
+    n = int(rows["chunks"].iloc[0])
+    assert n >= 6 and rows["text"].iloc[0].count("echo ") == n
+    assert any(f"of about {n} chunks answered" in v for v in seen), seen
+    assert w.states == ("done",)
+    with pytest.raises(ValueError, match="upload_format"):
+        stt_frames.TranscribeWidget(base_url=server, upload_format="mp3")  # type: ignore[arg-type]
+    w.close()
