@@ -181,6 +181,8 @@ async def atranscribe_column(
     previous_hook = aclient.on_retry
     aclient.on_retry = runner.on_retry
     started = time.perf_counter()
+    # a compare() grid shares one bar and budget over its cells: this run's own counts are the differences
+    before = (bar.requests, bar.uploaded_bytes, bar.possibly_billed_twice, runner.budget.spent)
     try:
         pending = runner.plan(df[column].tolist(), languages)
         await runner.run(pending)
@@ -243,15 +245,15 @@ async def atranscribe_column(
         "base_url": aclient.base_url,
         "rows": len(df),
         "errors": int(out[prefix + "error"].notna().sum()),
-        "spent_cost": runner.budget.spent,
-        "requests": runner.progress.requests,
-        "uploaded_bytes": runner.progress.uploaded_bytes,
-        "possibly_billed_twice": runner.progress.possibly_billed_twice,
+        "spent_cost": runner.budget.spent - before[3],
+        "requests": bar.requests - before[0],
+        "uploaded_bytes": bar.uploaded_bytes - before[1],
+        "possibly_billed_twice": bar.possibly_billed_twice - before[2],
         "wall_s": wall,
     }
     run_line = (
-        f"{runner.progress.requests} requests, {runner.progress.uploaded_bytes / 1e6:,.1f} MB of audio uploaded, "
-        f"{runner.progress.possibly_billed_twice} possibly billed twice"
+        f"{info['requests']} requests, {info['uploaded_bytes'] / 1e6:,.1f} MB of audio uploaded, "
+        f"{info['possibly_billed_twice']} possibly billed twice"
     )
     log.info("transcribed %d rows in %.2fs: %s; %s", len(df), wall, bar.summary(), run_line)
     out.attrs["stt_frames"] = info
