@@ -45,7 +45,7 @@ import stt_frames
 from bench import _harness
 from stt_frames._http import build_body
 from stt_frames.audio import prepare_audio, read_audio
-from stt_frames.models import Transcription
+from stt_frames.types import Transcription
 
 #: (name, latency in seconds, requests in flight, requests in the full run)
 SCENARIOS: tuple[tuple[str, float, int, int], ...] = (

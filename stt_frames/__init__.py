@@ -41,13 +41,13 @@ _LAZY: dict[str, str] = {
     "STTError": "errors",
     "ServiceUnavailableError": "errors",
     "TranscribeWidget": "widget",
-    "Transcription": "models",
-    "Usage": "models",
+    "Transcription": "types",
+    "Usage": "types",
     "atranscribe_column": "frame",
     "cache_info": "cache",
     "clear_cache": "cache",
-    "compare": "grid",
-    "leaderboard": "ranking",
+    "compare": "_compare",
+    "leaderboard": "_leaderboard",
     "plot_leaderboard": "plot",
     "read_results": "results",
     "score": "scoring",
@@ -62,6 +62,8 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._compare import compare
+    from ._leaderboard import leaderboard
     from ._progress import RunProgress
     from .cache import Cache, cache_info, clear_cache
     from .client import AsyncClient, Client
@@ -86,13 +88,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         STTError,
     )
     from .frame import atranscribe_column, transcribe_column
-    from .grid import compare
     from .local_server import serve_local
-    from .models import Transcription, Usage
     from .plot import plot_leaderboard
-    from .ranking import leaderboard
     from .results import read_results, write_dataset, write_results
     from .scoring import score, show_alignment
+    from .types import Transcription, Usage
     from .widget import TranscribeWidget, try_file
 
 

@@ -265,8 +265,8 @@ def run_compare(args: argparse.Namespace) -> int:
     """Run ``stt-frames compare``; returns 0, or 1 when some rows failed."""
     import pandas as pd
 
-    from .grid import compare
-    from .ranking import leaderboard
+    from ._compare import compare
+    from ._leaderboard import leaderboard
 
     _check_output(args.output, folder=True)
     df = load_input(args.input, args.column)

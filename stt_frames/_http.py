@@ -27,8 +27,8 @@ from .errors import (
     STTError,
     status_error,
 )
-from .models import Transcription
 from .retry import parse_retry_after
+from .types import Transcription
 
 __all__ = ["build_body", "map_transport_error", "parse_response"]
 

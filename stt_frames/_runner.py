@@ -41,8 +41,8 @@ from .errors import (
     RateLimitError,
     STTError,
 )
-from .models import Transcription
 from .timeouts import TimeoutArg, as_timeout, timeout_for
+from .types import Transcription
 
 __all__ = ["FATAL_ERRORS", "RowResult", "RunAborted", "Runner"]
 

@@ -39,9 +39,9 @@ from ._http import build_body, map_transport_error, parse_response
 from ._settings import DEFAULT_TIMEOUT, NOT_GIVEN, NotGiven, Settings, resolve_settings
 from .audio import DEFAULT_MAX_AUDIO_BYTES, AudioInput, prepare_audio
 from .errors import APIConnectionError, APIStatusError, MalformedResponseError, STTError
-from .models import Transcription
 from .retry import backoff, should_retry_status
 from .timeouts import TimeoutArg, as_timeout, timeout_for
+from .types import Transcription
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient", "Client", "RetryHook"]
 

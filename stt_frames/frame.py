@@ -226,7 +226,7 @@ async def atranscribe_column(
                 store.close()
     out = _assemble(df, runner.results, prefix, "not run")
     wall = time.perf_counter() - started
-    info = {
+    info: dict[str, Any] = {
         "model": model,
         "language": language,
         "language_column": language_column,

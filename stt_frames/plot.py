@@ -62,7 +62,7 @@ def _is_leaderboard(frame: pd.DataFrame) -> bool:
 
 
 def _leaderboard(results: pd.DataFrame, reference: str | None) -> pd.DataFrame:
-    from .ranking import leaderboard
+    from ._leaderboard import leaderboard
 
     board: pd.DataFrame = leaderboard(results, reference=reference)
     return board

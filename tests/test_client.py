@@ -27,7 +27,7 @@ from stt_frames._http import build_body
 from stt_frames._settings import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, resolve_settings
 from stt_frames.audio import AudioInput, prepare_audio
 from stt_frames.client import AsyncClient, Client
-from stt_frames.models import Transcription
+from stt_frames.types import Transcription
 
 KEY = "sk-or-canary-123456"
 ROOT = Path(__file__).resolve().parent.parent

@@ -180,7 +180,7 @@ def test_needs_a_model_column() -> None:
 def test_the_function_is_not_shadowed_by_its_module() -> None:
     """``import stt_frames.plot`` (or scoring) must leave ``stt_frames.leaderboard`` the function."""
     code = (
-        "import stt_frames.plot, stt_frames.scoring, stt_frames.ranking, stt_frames.grid, stt_frames\n"
+        "import stt_frames.plot, stt_frames.scoring, stt_frames._leaderboard, stt_frames._compare, stt_frames\n"
         "assert callable(stt_frames.leaderboard), stt_frames.leaderboard\n"
         "assert callable(stt_frames.compare), stt_frames.compare\n"
         "assert stt_frames.leaderboard.__name__ == 'leaderboard'\n"
