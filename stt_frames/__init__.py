@@ -27,13 +27,16 @@ _LAZY: dict[str, str] = {
     "BadGatewayError": "errors",
     "BadRequestError": "errors",
     "BudgetExceededError": "errors",
+    "CacheError": "errors",
     "Cache": "cache",
     "Client": "client",
     "InsecureTransportError": "errors",
     "InternalServerError": "errors",
+    "Interrupted": "errors",
     "MalformedResponseError": "errors",
     "MissingExtraError": "errors",
     "NotFoundError": "errors",
+    "NotSentError": "errors",
     "PaymentRequiredError": "errors",
     "RateLimitError": "errors",
     "RequestTimeoutError": "errors",
@@ -76,11 +79,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         BadGatewayError,
         BadRequestError,
         BudgetExceededError,
+        CacheError,
         InsecureTransportError,
         InternalServerError,
+        Interrupted,
         MalformedResponseError,
         MissingExtraError,
         NotFoundError,
+        NotSentError,
         PaymentRequiredError,
         RateLimitError,
         RequestTimeoutError,
@@ -88,10 +94,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         STTError,
     )
     from .frame import atranscribe_column, transcribe_column
-    from .local_server import serve_local
     from .plot import plot_leaderboard
     from .results import read_results, write_dataset, write_results
     from .scoring import score, show_alignment
+    from .server.launcher import serve_local
     from .types import Transcription, Usage
     from .widget import TranscribeWidget, try_file
 

@@ -15,19 +15,18 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from ._limits import Budget
-from ._progress import Progress, ProgressListener
-from .errors import STTError
-from .frame import Interrupted, _progress_for, atranscribe_column, run_sync
+from ._progress import ProgressListener
+from ._spec import RunSpec
+from .errors import Interrupted, STTError
+from .frame import RunContext, _progress_for, run_frame, run_sync
 
 __all__ = ["acompare", "compare"]
 
@@ -56,6 +55,69 @@ def _long(cells: list[pd.DataFrame], reference: str | None) -> pd.DataFrame:
     return results
 
 
+async def _grid(
+    df: pd.DataFrame,
+    column: str,
+    *,
+    models: Sequence[str],
+    languages: Sequence[str | None],
+    reference: str | None,
+    max_cost: float | None,
+    progress: bool | ProgressListener,
+    output: str | os.PathLike[str] | None,
+    options: dict[str, Any],
+    context: RunContext,
+) -> pd.DataFrame:
+    """The one implementation of ``compare`` and ``acompare``: every cell through ``run_frame``."""
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models must be a non-empty list of model ids, got {models!r}")
+    if isinstance(languages, str) or not languages:
+        raise ValueError(f"languages must be a non-empty list such as [None, 'en'], got {languages!r}")
+    if reference is not None and reference not in df.columns:
+        raise KeyError(f"reference column {reference!r} is not in the DataFrame; columns are {list(df.columns)}")
+    bad = sorted(set(options) & set(_FORBIDDEN))
+    if bad:
+        raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
+    client = options.pop("client", None)
+    # every cell's spec is built (and checked) before the first request
+    specs = [RunSpec.build(model=m, language=lang, max_cost=max_cost, **options) for m in models for lang in languages]
+    bar = context.bar or _progress_for(progress, len(df) * len(specs), f"compare {len(models)}×{len(languages)}")
+    cell_context = RunContext(bar=bar, budget=Budget(max_cost), interrupt=context.interrupt)
+    cells: list[pd.DataFrame] = []
+    try:
+        for spec in specs:
+            started = time.perf_counter()
+            out = await run_frame(df, column, spec, client=client, context=cell_context)
+            cells.append(_cell_frame(out, spec.model, spec.language, time.perf_counter() - started))
+    except Interrupted as exc:
+        raise Interrupted(
+            f"{exc} (compare: {len(cells)} of {len(specs)} cells finished)", _long(cells, reference)
+        ) from None
+    except STTError as exc:
+        exc.partial = _long(cells, reference)
+        raise
+    finally:
+        if context.bar is None:
+            bar.close()
+    results = _long(cells, reference)
+    # the whole grid's counts: every cell counted into the one bar and budget
+    assert cell_context.budget is not None
+    info = {
+        "models": list(models),
+        "languages": list(languages),
+        "requests": bar.requests,
+        "uploaded_bytes": bar.uploaded_bytes,
+        "possibly_billed_twice": bar.possibly_billed_twice,
+        "spent_cost": cell_context.budget.spent,
+    }
+    results.attrs["stt_frames"] = info
+    if output is not None:
+        from .results import write_dataset
+
+        write_dataset(results, output, metadata=info)
+    return results
+
+
 async def acompare(
     df: pd.DataFrame,
     column: str = "path",
@@ -66,72 +128,18 @@ async def acompare(
     max_cost: float | None = None,
     progress: bool | ProgressListener = True,
     output: str | os.PathLike[str] | None = None,
-    _interrupt: threading.Event | None = None,
-    _bar: Progress | None = None,
     **transcribe_options: Any,
 ) -> pd.DataFrame:
-    """The awaitable twin of ``compare``.
+    """The awaitable twin of ``compare`` (same arguments).
 
     Example::
 
         results = await stt_frames.acompare(df, models=["fake/echo"], reference="reference")
     """
-    if isinstance(models, str) or not models:
-        raise ValueError(f"models must be a non-empty list of model ids, got {models!r}")
-    if isinstance(languages, str) or not languages:
-        raise ValueError(f"languages must be a non-empty list such as [None, 'en'], got {languages!r}")
-    if reference is not None and reference not in df.columns:
-        raise KeyError(f"reference column {reference!r} is not in the DataFrame; columns are {list(df.columns)}")
-    bad = sorted(set(transcribe_options) & set(_FORBIDDEN))
-    if bad:
-        raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
-    grid = [(m, lang) for m in models for lang in languages]
-    bar = _bar or _progress_for(progress, len(df) * len(grid), f"compare {len(models)}×{len(languages)}")
-    budget = Budget(max_cost)
-    cells: list[pd.DataFrame] = []
-    try:
-        for model, language in grid:
-            started = time.perf_counter()
-            out = await atranscribe_column(
-                df,
-                column,
-                model=model,
-                language=language,
-                max_cost=max_cost,
-                progress=False,
-                _interrupt=_interrupt,
-                _bar=bar,
-                _budget=budget,
-                **transcribe_options,
-            )
-            cells.append(_cell_frame(out, model, language, time.perf_counter() - started))
-    except Interrupted as exc:
-        raise Interrupted(
-            f"{exc} (compare: {len(cells)} of {len(grid)} cells finished)", _long(cells, reference)
-        ) from None
-    except (STTError, asyncio.CancelledError) as exc:
-        if isinstance(exc, STTError):
-            exc.partial = _long(cells, reference)  # type: ignore[attr-defined]
-        raise
-    finally:
-        if _bar is None:
-            bar.close()
-    results = _long(cells, reference)
-    # the whole grid's counts: every cell counted into the one bar and budget
-    info = {
-        "models": list(models),
-        "languages": list(languages),
-        "requests": bar.requests,
-        "uploaded_bytes": bar.uploaded_bytes,
-        "possibly_billed_twice": bar.possibly_billed_twice,
-        "spent_cost": budget.spent,
-    }
-    results.attrs["stt_frames"] = info
-    if output is not None:
-        from .results import write_dataset
-
-        write_dataset(results, output, metadata=info)
-    return results
+    return await _grid(
+        df, column, models=models, languages=languages, reference=reference, max_cost=max_cost,
+        progress=progress, output=output, options=dict(transcribe_options), context=RunContext(),
+    )  # fmt: skip
 
 
 def compare(
@@ -169,9 +177,8 @@ def compare(
     """
     cells = len(models) * len(languages) if not isinstance(models, str) and not isinstance(languages, str) else 0
     bar = _progress_for(progress, len(df) * cells, f"compare {len(models)}×{len(languages)}")
-
-    def make(interrupt: threading.Event) -> Coroutine[Any, Any, pd.DataFrame]:
-        return acompare(
+    return run_sync(
+        lambda interrupt: _grid(
             df,
             column,
             models=models,
@@ -180,9 +187,8 @@ def compare(
             max_cost=max_cost,
             progress=progress,
             output=output,
-            _interrupt=interrupt,
-            _bar=bar,
-            **transcribe_options,
-        )
-
-    return run_sync(make, bar)
+            options=dict(transcribe_options),
+            context=RunContext(bar=bar, interrupt=interrupt),
+        ),
+        bar,
+    )

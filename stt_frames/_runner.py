@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -28,106 +28,34 @@ import pandas as pd
 
 from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
+from ._spec import RunSpec
 from .audio import AudioInput, check_file, check_header, read_audio
-from .cache import Cache, CacheEntry, CacheError, hash_bytes, hash_file, request_key
+from .cache import Cache, hash_bytes, hash_file, request_key
 from .chunking import Chunk, UploadPolicy, encode_chunk, format_clock, iter_chunks, probe_seconds
 from .client import AsyncClient
 from .errors import (
     APIConnectionError,
     AudioError,
     AuthenticationError,
+    BudgetExceededError,
+    CacheError,
     NotFoundError,
+    NotSentError,
     PaymentRequiredError,
     RateLimitError,
+    RunAborted,
     STTError,
 )
-from .timeouts import TimeoutArg, as_timeout, timeout_for
+from .schema import CHUNKS_FIELD, RowResult
+from .timeouts import timeout_for
 from .types import Transcription
 
-__all__ = ["FATAL_ERRORS", "RowResult", "RunAborted", "Runner"]
+__all__ = ["FATAL_ERRORS", "Runner", "prepare_file", "stitch"]
 
 #: Errors that every row would hit the same way: they stop the whole run at once.
 FATAL_ERRORS: tuple[type[STTError], ...] = (AuthenticationError, PaymentRequiredError, NotFoundError, CacheError)
 
 
-class RunAborted(Exception):
-    """Internal: stop the run, carrying the error to raise once finished rows are gathered."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-@dataclass(frozen=True, slots=True)
-class RowResult:
-    """What one row gets: the result columns (see ``results.RESULT_COLUMNS``)."""
-
-    text: str | None = None
-    seconds: float | None = None
-    seconds_source: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    cost: float | None = None
-    error: str | None = None
-    cached: bool | None = None
-    latency_s: float | None = None
-    chunks: int | None = None
-    exception: BaseException | None = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def failed(cls, error: BaseException | str, *, chunks: int | None = None) -> RowResult:
-        return cls(
-            error=str(error),
-            cached=False,
-            chunks=chunks,
-            exception=error if isinstance(error, BaseException) else None,
-        )
-
-    @classmethod
-    def from_answer(
-        cls,
-        t: Transcription,
-        *,
-        audio_seconds: float | None,
-        latency_s: float | None,
-        cached: bool,
-        chunks: int = 1,
-    ) -> RowResult:
-        u = t.usage
-        if u.seconds is not None:
-            seconds, source = u.seconds, "server"
-        elif audio_seconds is not None:
-            seconds, source = audio_seconds, "audio"
-        else:
-            seconds, source = None, None
-        return cls(
-            text=t.text,
-            seconds=seconds,
-            seconds_source=source,
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            total_tokens=u.total_tokens,
-            cost=u.cost,
-            cached=cached,
-            latency_s=latency_s,
-            chunks=chunks,
-        )
-
-    @classmethod
-    def from_entry(cls, entry: CacheEntry) -> RowResult:
-        chunks = entry.response.get(CHUNKS_FIELD, 1)
-        return cls.from_answer(
-            Transcription.from_json(entry.response),
-            audio_seconds=entry.audio_seconds,
-            latency_s=entry.latency_s,
-            cached=True,
-            chunks=chunks if isinstance(chunks, int) and not isinstance(chunks, bool) else 1,
-        )
-
-
-#: The field of a stitched answer (stored in the cache) that says how many chunks it joins.
-CHUNKS_FIELD = "stt_frames_chunks"
 _USAGE_FIELDS = ("cost", "input_tokens", "output_tokens", "seconds", "total_tokens")
 
 
@@ -225,32 +153,17 @@ class Runner:
         client: AsyncClient,
         cache: Cache | None,
         progress: Progress,
+        spec: RunSpec,
         *,
-        model: str,
-        temperature: float | None,
-        provider_options: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
-        concurrency: int,
-        refresh: bool,
-        max_cost: float | None,
-        on_error: str,
         budget: Budget | None = None,
-        policy: UploadPolicy | None = None,
-        timeout: TimeoutArg | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
         self.progress = progress
-        self.model = model
-        self.temperature = temperature
-        self.provider_options = provider_options
-        self.extra_body = extra_body
-        self.refresh = refresh
-        self.on_error = on_error
-        self.policy = policy if policy is not None else UploadPolicy()
-        self.timeout = as_timeout(timeout) if timeout is not None else None
-        self.limiter = AdaptiveLimiter(concurrency)
-        self.budget = budget if budget is not None else Budget(max_cost)
+        self.spec = spec
+        self.policy = spec.upload
+        self.limiter = AdaptiveLimiter(spec.concurrency)
+        self.budget = budget if budget is not None else Budget(spec.max_cost)
         self._probe = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[RowResult]] = {}
         self.results: list[RowResult | None] = []
@@ -262,20 +175,21 @@ class Runner:
             upload = {"chunk": chunk}
         elif chunked:
             upload = self.policy.key_part()
+        spec = self.spec
         return request_key(
             sha,
-            model=self.model,
+            model=spec.model,
             language=language,
-            temperature=self.temperature,
-            provider_options=self.provider_options,
+            temperature=spec.temperature,
+            provider_options=spec.provider_options,
             endpoint=self.client.base_url,
-            extra_body=self.extra_body,
+            extra_body=spec.extra_body,
             upload=upload,
         )
 
     def _timeout_for(self, seconds: float | None, body_bytes: int) -> httpx.Timeout:
-        if self.timeout is not None:
-            return self.timeout
+        if self.spec.timeout is not None:
+            return self.spec.timeout
         if self.client._timeout_given:
             return self.client.settings.timeout
         return timeout_for(audio_seconds=seconds, body_bytes=body_bytes)
@@ -289,7 +203,7 @@ class Runner:
             error=result.error is not None,
             seconds=result.seconds,
         )
-        if result.error is not None and self.on_error == "raise":
+        if result.error is not None and self.spec.on_error == "raise":
             self.stopped = True
             raise RunAborted(result.exception or STTError(result.error))
 
@@ -322,7 +236,7 @@ class Runner:
                 )
             item.rows.append(i)
         pending = list(items.values())
-        if self.cache is not None and not self.refresh:
+        if self.cache is not None and not self.spec.refresh:
             hits = self.cache.get_many(it.key for it in pending if it.key)
             rest = []
             for it in pending:
@@ -385,8 +299,11 @@ class Runner:
         await self._work_item(item)
 
     def _over_budget(self) -> RowResult:
+        return RowResult.failed(self._over_budget_error())
+
+    def _over_budget_error(self) -> BudgetExceededError:
         b = self.budget
-        return RowResult.failed(
+        return BudgetExceededError(
             f"not sent: max_cost=${b.max_cost:.4f} would be exceeded (spent ${b.spent:.4f} in this run); "
             "raise max_cost and rerun: finished rows are cached and cost nothing"
         )
@@ -412,7 +329,7 @@ class Runner:
                 self.cache.put_file_hash(
                     item.path, item.size, item.mtime_ns, prepared.sha, item.format, prepared.seconds
                 )
-                entry = self.cache.get(key) if not self.refresh and key != item.key else None
+                entry = self.cache.get(key) if not self.spec.refresh and key != item.key else None
             except CacheError as exc:  # the cache failed (disk full ...): stop, keep what finished
                 self.stopped = True
                 raise RunAborted(exc) from exc
@@ -436,7 +353,9 @@ class Runner:
             self._finish(item.rows, result)
         finally:
             if not future.done():
-                future.set_result(RowResult.failed("not run: the run stopped before this request finished"))
+                future.set_result(
+                    RowResult.failed(NotSentError("not run: the run stopped before this request finished"))
+                )
             self._inflight.pop(key, None)
 
     def _store(self, key: str, response: Mapping[str, Any], **meta: Any) -> None:
@@ -444,7 +363,7 @@ class Runner:
         if self.cache is None:
             return
         try:
-            self.cache.put(key, response, model=self.model, endpoint=self.client.base_url, **meta)
+            self.cache.put(key, response, model=self.spec.model, endpoint=self.client.base_url, **meta)
         except CacheError as exc:
             self.stopped = True
             raise RunAborted(exc) from exc
@@ -455,13 +374,14 @@ class Runner:
         """One request through the client, under the run's timeout; returns the answer and its latency."""
         started = time.perf_counter()
         self.progress.count(requests=1, uploaded=len(clip.data))
+        spec = self.spec
         answer = await self.client.transcribe(
             clip,
-            model=self.model,
+            model=spec.model,
             language=language,
-            temperature=self.temperature,
-            provider_options=self.provider_options,
-            extra_body=self.extra_body,
+            temperature=spec.temperature,
+            provider_options=spec.provider_options,
+            extra_body=spec.extra_body,
             timeout=self._timeout_for(seconds, len(clip.data) * 4 // 3),
         )
         return answer, time.perf_counter() - started
@@ -479,7 +399,7 @@ class Runner:
         ok = False
         try:
             if self.stopped:
-                return RowResult.failed("not run: the run stopped before this request was sent")
+                return RowResult.failed(NotSentError("not run: the run stopped before this request was sent"))
             ticket = self.budget.reserve(len(clip.data))
             if ticket is None:
                 return self._over_budget()
@@ -534,7 +454,7 @@ class Runner:
                     csha = chunk.sha256()
                     ckey = self._key(csha, item.language, chunk=self.policy.chunk_encoding)
                     entry = None
-                    if self.cache is not None and not self.refresh:
+                    if self.cache is not None and not self.spec.refresh:
                         try:
                             entry = self.cache.get(ckey)
                         except CacheError as exc:
@@ -547,7 +467,7 @@ class Runner:
                     clip = await asyncio.to_thread(encode_chunk, chunk.pcm, self.policy.chunk_encoding)
                     ticket = self.budget.reserve(len(clip.data))
                     if ticket is None:
-                        failure.append((chunk.index, STTError(self._over_budget().error or "")))
+                        failure.append((chunk.index, self._over_budget_error()))
                         break
                     send = self._send_chunk(
                         item, chunk.index, chunk.seconds, clip, ckey, csha, ticket, answers, failure
@@ -572,7 +492,7 @@ class Runner:
         if failure:
             index, error = min(failure, key=lambda f: f[0])
             where = f"chunk {index + 1} ({spans[index]}{total})" if index in spans else f"chunk {index + 1}"
-            result = replace(RowResult.failed(f"{where}: {error}", chunks=count), exception=error)
+            result = replace(RowResult.failed(error, chunks=count), error=f"{where}: {error}")
             if isinstance(error, STTError):
                 self._fatal(error, item.rows, result)
             return result

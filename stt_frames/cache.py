@@ -31,7 +31,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from ._settings import is_loopback
-from .errors import STTError
+from .errors import CacheError
 
 __all__ = [
     "CACHE_FILENAME",
@@ -52,10 +52,6 @@ CACHE_FILENAME: Final = "cache.sqlite3"
 _BUSY_TIMEOUT_S: Final = 60.0
 _CHUNK: Final = 500
 _HASH_BATCH: Final = 256
-
-
-class CacheError(STTError):
-    """The cache cannot be opened or written (read-only directory, disk full, corrupt file)."""
 
 
 def default_cache_dir() -> Path:

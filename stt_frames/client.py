@@ -283,10 +283,33 @@ class Client(_BaseClient):
             max_audio_bytes=max_audio_bytes,
             on_retry=on_retry,
         )
+        self._user_transport = transport  # transcribe_column runs it from worker threads
         # An http proxy from the environment would get the key in clear: plain http is for loopback servers only.
         trust_env = self._endpoint.scheme == "https"
         self._http = httpx.Client(
             transport=transport, timeout=self._settings.timeout, headers=self._settings.headers(), trust_env=trust_env
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+        transport: httpx.BaseTransport | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> Client:
+        """A new Client with the same settings (key, base_url, timeout, retries, headers)."""
+        return cls(
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            http_referer=settings.http_referer,
+            x_title=settings.x_title,
+            max_audio_bytes=max_audio_bytes,
+            transport=transport,
+            on_retry=on_retry,
         )
 
     def transcribe(

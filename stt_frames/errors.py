@@ -1,8 +1,8 @@
 """The exception tree of stt_frames.
 
-Every error the package raises is an ``STTError``::
+Every error the package raises is an ``STTError``, except ``Interrupted`` (a ``KeyboardInterrupt``)::
 
-    STTError
+    STTError                       .partial: the finished rows, when the error stopped a run
     ├── AudioError                 bad local input (missing, empty, wrong format, too large ...)
     ├── APIStatusError             the server answered with an error status
     │   ├── BadRequestError        400
@@ -18,8 +18,13 @@ Every error the package raises is an ``STTError``::
     │   └── APITimeoutError        no answer in time
     ├── MalformedResponseError     a 2xx answer that is not the JSON the contract promises
     ├── InsecureTransportError     refusing to send the API key over plain http to a non-loopback host
-    ├── BudgetExceededError        ``max_cost`` would be exceeded
+    ├── BudgetExceededError        ``max_cost`` would be exceeded: the row was not sent
+    ├── NotSentError               the row was not sent: the run stopped first (an earlier error, Ctrl-C)
+    ├── CacheError                 the answer cache cannot be opened or written
     └── MissingExtraError          an optional dependency is not installed
+    Interrupted (KeyboardInterrupt) Ctrl-C stopped the run; .partial holds the finished rows
+
+Each failed row of ``transcribe_column`` names its error's class in the ``error_type`` column.
 
 Example::
 
@@ -42,11 +47,14 @@ __all__ = [
     "BadGatewayError",
     "BadRequestError",
     "BudgetExceededError",
+    "CacheError",
     "InsecureTransportError",
     "InternalServerError",
+    "Interrupted",
     "MalformedResponseError",
     "MissingExtraError",
     "NotFoundError",
+    "NotSentError",
     "PaymentRequiredError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -57,7 +65,13 @@ __all__ = [
 
 
 class STTError(Exception):
-    """Base class of every error raised by stt_frames."""
+    """Base class of every error raised by stt_frames.
+
+    ``partial`` is set when the error stopped a run: the result frame with the rows finished so far
+    (the rest say ``not run``); otherwise None.
+    """
+
+    partial: Any = None
 
 
 class AudioError(STTError, ValueError):
@@ -69,7 +83,34 @@ class InsecureTransportError(STTError):
 
 
 class BudgetExceededError(STTError):
-    """Sending this request would take spent cost past ``max_cost``."""
+    """Sending this request would take spent cost past ``max_cost``, so it was not sent."""
+
+
+class NotSentError(STTError):
+    """The row was not sent because the run stopped before it (an earlier error that ends a run, or Ctrl-C)."""
+
+
+class CacheError(STTError):
+    """The cache cannot be opened or written (read-only directory, disk full, corrupt file)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C / kernel interrupt). ``partial`` holds the rows finished so far.
+
+    Everything finished is in the cache: run the same call again to resume where it stopped.
+    """
+
+    def __init__(self, message: str, partial: Any) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class RunAborted(Exception):
+    """Internal: stop a run at once, carrying the error to raise once the finished rows are gathered."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class MissingExtraError(STTError, ImportError):

@@ -19,41 +19,38 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Final, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import httpx
 import pandas as pd
 
 from ._limits import Budget
 from ._progress import Progress, ProgressListener
-from ._runner import RowResult, RunAborted, Runner
+from ._runner import Runner
 from ._settings import resolve_settings
-from .cache import Cache, CacheError
-from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
+from ._spec import DEFAULT_CONCURRENCY, CacheArg, OnError, RunSpec
+from .cache import Cache
+from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat
 from .client import AsyncClient, Client
-from .errors import STTError
-from .results import RESULT_COLUMNS, write_results
-from .timeouts import TimeoutArg, as_timeout
+from .errors import CacheError, Interrupted, NotSentError, RunAborted, STTError
+from .results import write_results
+from .schema import RESULT_COLUMNS, RowResult
+from .timeouts import TimeoutArg
 
-__all__ = ["DEFAULT_CONCURRENCY", "Interrupted", "atranscribe_column", "run_sync", "transcribe_column"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "CacheArg",
+    "RunContext",
+    "atranscribe_column",
+    "run_frame",
+    "run_sync",
+    "transcribe_column",
+]
 
 log = logging.getLogger("stt_frames")
 
-#: Requests in flight by default. OpenRouter's limits are per key and generous; raise it for big jobs.
-DEFAULT_CONCURRENCY: Final = 16
-
 T = TypeVar("T")
-CacheArg = bool | str | os.PathLike[str] | Cache
-
-
-class Interrupted(KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C / kernel interrupt). ``partial`` holds the rows finished so far.
-
-    Everything finished is in the cache: run the same call again to resume where it stopped.
-    """
-
-    def __init__(self, message: str, partial: pd.DataFrame) -> None:
-        super().__init__(message)
-        self.partial = partial
 
 
 def _open_cache(cache: CacheArg) -> Cache | None:
@@ -74,27 +71,57 @@ def _progress_for(progress: bool | ProgressListener, rows: int, desc: str) -> Pr
 def _languages(df: pd.DataFrame, language: str | None, language_column: str | None) -> list[str | None]:
     if language_column is None:
         return [language] * len(df)
-    if language_column not in df.columns:
-        raise KeyError(f"language_column {language_column!r} is not a column; columns are {list(df.columns)}")
     return [language if pd.isna(v) or not str(v).strip() else str(v).strip() for v in df[language_column]]
+
+
+class _ThreadedSyncTransport(httpx.AsyncBaseTransport):
+    """A sync ``httpx`` transport (given to a ``Client``) used from the run's event loop, one call per thread."""
+
+    def __init__(self, transport: httpx.BaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        def send() -> httpx.Response:
+            sync_request = httpx.Request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.read(),
+                extensions=request.extensions,
+            )
+            response = self._transport.handle_request(sync_request)
+            try:
+                content = response.read()
+            finally:
+                response.close()
+            return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
+        return await asyncio.to_thread(send)
 
 
 def _async_client_for(client: Client | AsyncClient | None, *, copy: bool) -> tuple[AsyncClient, bool]:
     """The AsyncClient to run with, and whether we own it (and must close it).
 
     A given AsyncClient is used as is on its own loop; on the worker loop of the sync call it is copied,
-    because an aiohttp session belongs to the loop that made it.
+    because an aiohttp session belongs to the loop that made it. A ``Client``'s settings are kept, and its
+    own transport (if it was given one) is used from worker threads.
     """
     if isinstance(client, AsyncClient) and not copy:
         return client, False
-    if isinstance(client, Client | AsyncClient):
-        transport = client._user_transport if isinstance(client, AsyncClient) else None
-        copied = AsyncClient.from_settings(client.settings, max_audio_bytes=client.max_audio_bytes, transport=transport)
-        return copied, True
+    if isinstance(client, AsyncClient):
+        return AsyncClient.from_settings(
+            client.settings, max_audio_bytes=client.max_audio_bytes, transport=client._user_transport
+        ), True
+    if isinstance(client, Client):
+        sync = client._user_transport
+        transport = _ThreadedSyncTransport(sync) if sync is not None else None
+        return AsyncClient.from_settings(
+            client.settings, max_audio_bytes=client.max_audio_bytes, transport=transport
+        ), True
     return AsyncClient.from_settings(resolve_settings()), True
 
 
-def _assemble(df: pd.DataFrame, results: list[RowResult | None], prefix: str, missing: str) -> pd.DataFrame:
+def _assemble(df: pd.DataFrame, results: list[RowResult | None], prefix: str, missing: BaseException) -> pd.DataFrame:
     out = df.copy()
     filled = [r if r is not None else RowResult.failed(missing) for r in results]
     for name, (dtype, _) in RESULT_COLUMNS.items():
@@ -102,17 +129,121 @@ def _assemble(df: pd.DataFrame, results: list[RowResult | None], prefix: str, mi
     return out
 
 
-def _check_args(df: pd.DataFrame, column: str, concurrency: int, max_cost: float | None, on_error: str) -> None:
+def _check_frame(df: pd.DataFrame, column: str, spec: RunSpec, prefix: str) -> None:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if column not in df.columns:
         raise KeyError(f"column {column!r} is not in the DataFrame; columns are {list(df.columns)}")
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-    if max_cost is not None and not max_cost >= 0:
-        raise ValueError(f"max_cost must be a number of USD >= 0, got {max_cost!r}")
-    if on_error not in ("record", "raise"):
-        raise ValueError(f"on_error must be 'record' or 'raise', got {on_error!r}")
+    if spec.language_column is not None and spec.language_column not in df.columns:
+        raise KeyError(f"language_column {spec.language_column!r} is not a column; columns are {list(df.columns)}")
+    if not isinstance(prefix, str):
+        raise ValueError(f"prefix must be a string, got {prefix!r}")
+
+
+@dataclass
+class RunContext:
+    """What a run shares with the runs around it: ``compare`` passes one bar and one budget to every cell.
+
+    ``interrupt`` is set by the sync entry point when Ctrl-C stops the run (see ``run_sync``).
+    """
+
+    bar: Progress | None = None
+    budget: Budget | None = None
+    interrupt: threading.Event | None = None
+
+
+async def run_frame(
+    df: pd.DataFrame,
+    column: str,
+    spec: RunSpec,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    prefix: str = "",
+    client: Client | AsyncClient | None = None,
+    progress: bool | ProgressListener = True,
+    context: RunContext | None = None,
+) -> pd.DataFrame:
+    """Run ``df[column]`` through ``spec``: the one implementation behind every entry point."""
+    _check_frame(df, column, spec, prefix)
+    ctx = context or RunContext()
+    languages = _languages(df, spec.language, spec.language_column)
+    store = _open_cache(spec.cache)
+    aclient, owned = _async_client_for(client, copy=ctx.interrupt is not None)
+    bar = ctx.bar if ctx.bar is not None else _progress_for(progress, len(df), f"{prefix}{spec.model}")
+    runner = Runner(aclient, store, bar, spec, budget=ctx.budget)
+    previous_hook = aclient.on_retry
+    aclient.on_retry = runner.on_retry
+    started = time.perf_counter()
+    # a compare() grid shares one bar and budget over its cells: this run's own counts are the differences
+    before = (bar.requests, bar.uploaded_bytes, bar.possibly_billed_twice, runner.budget.spent)
+    try:
+        pending = runner.plan(df[column].tolist(), languages)
+        await runner.run(pending)
+    except RunAborted as stop:
+        err = stop.error
+        partial = _assemble(df, runner.results, prefix, NotSentError(f"not run: the run stopped first ({err})"))
+        done = sum(r is not None and r.error is None for r in runner.results)
+        note = (
+            f"; {done} finished rows are stored in the cache: fix this and rerun to resume"
+            if store is not None
+            else f"; {done} rows had finished (cache=False, so a rerun sends them again); they are in .partial"
+        )
+        if isinstance(err, STTError):
+            if note not in str(err):
+                err.args = (f"{err}{note}",)
+            err.partial = partial
+        raise err from None
+    except asyncio.CancelledError:
+        if ctx.interrupt is None or not ctx.interrupt.is_set():
+            raise
+        partial = _assemble(df, runner.results, prefix, NotSentError("not run: interrupted"))
+        done = sum(r is not None and r.error is None for r in runner.results)
+        stored = "are cached" if store is not None else "are in .partial (cache=False: a rerun sends them again)"
+        raise Interrupted(
+            f"interrupted: {done} of {len(df)} rows finished and {stored}; "
+            "run the same call again to resume (only the missing rows are sent). "
+            "The finished rows are in this exception's .partial",
+            partial,
+        ) from None
+    finally:
+        aclient.on_retry = previous_hook
+        if ctx.bar is None:
+            bar.close()
+        if owned:
+            await aclient.aclose()
+        if store is not None:
+            if isinstance(spec.cache, Cache):
+                # as in Cache.close(): a lost file hash costs a re-hash; never let it hide the run's result or error
+                with contextlib.suppress(CacheError):
+                    store.flush_file_hashes()
+            else:
+                store.close()
+    out = _assemble(df, runner.results, prefix, NotSentError("not run"))
+    wall = time.perf_counter() - started
+    info: dict[str, Any] = {
+        "model": spec.model,
+        "language": spec.language,
+        "language_column": spec.language_column,
+        "column": column,
+        "parameters": spec.parameters(),
+        "base_url": aclient.base_url,
+        "rows": len(df),
+        "errors": int(out[prefix + "error"].notna().sum()),
+        "spent_cost": runner.budget.spent - before[3],
+        "requests": bar.requests - before[0],
+        "uploaded_bytes": bar.uploaded_bytes - before[1],
+        "possibly_billed_twice": bar.possibly_billed_twice - before[2],
+        "wall_s": wall,
+    }
+    run_line = (
+        f"{info['requests']} requests, {info['uploaded_bytes'] / 1e6:,.1f} MB of audio uploaded, "
+        f"{info['possibly_billed_twice']} possibly billed twice"
+    )
+    log.info("transcribed %d rows in %.2fs: %s; %s", len(df), wall, bar.summary(), run_line)
+    out.attrs["stt_frames"] = info
+    if output is not None:
+        write_results(out, output, prefix=prefix, metadata=info)
+    return out
 
 
 async def atranscribe_column(
@@ -133,14 +264,11 @@ async def atranscribe_column(
     output: str | os.PathLike[str] | None = None,
     prefix: str = "",
     client: Client | AsyncClient | None = None,
-    on_error: Literal["record", "raise"] = "record",
+    on_error: OnError = "record",
     chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     upload_format: UploadFormat = "original",
     timeout: TimeoutArg | None = None,
-    _interrupt: threading.Event | None = None,
-    _bar: Progress | None = None,
-    _budget: Budget | None = None,
 ) -> pd.DataFrame:
     """The awaitable twin of ``transcribe_column`` (same arguments), for code already in an event loop.
 
@@ -148,118 +276,13 @@ async def atranscribe_column(
 
         out = await stt_frames.atranscribe_column(df, column="path", model="openai/whisper-1")
     """
-    _check_args(df, column, concurrency, max_cost, on_error)
-    if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"model must be a model id such as 'openai/whisper-large-v3', got {model!r}")
-    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
-        raise ValueError(f"temperature must be a number between 0 and 1, got {temperature!r}")
-    if language is not None and not isinstance(language, str):
-        raise ValueError(f"language must be an ISO-639-1 code such as 'en' (or None to auto-detect), got {language!r}")
-    languages = _languages(df, language, language_column)
-    policy = UploadPolicy(chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format)
-    if timeout is not None:
-        as_timeout(timeout)  # a bad value fails here, before anything is read or sent
-    store = _open_cache(cache)
-    aclient, owned = _async_client_for(client, copy=_interrupt is not None)
-    bar = _bar if _bar is not None else _progress_for(progress, len(df), f"{prefix or ''}{model}")
-    runner = Runner(
-        aclient,
-        store,
-        bar,
-        model=model,
-        temperature=temperature,
-        provider_options=provider_options,
-        extra_body=extra_body,
-        concurrency=concurrency,
-        refresh=refresh,
-        max_cost=max_cost,
-        on_error=on_error,
-        budget=_budget,
-        policy=policy,
-        timeout=timeout,
-    )
-    previous_hook = aclient.on_retry
-    aclient.on_retry = runner.on_retry
-    started = time.perf_counter()
-    # a compare() grid shares one bar and budget over its cells: this run's own counts are the differences
-    before = (bar.requests, bar.uploaded_bytes, bar.possibly_billed_twice, runner.budget.spent)
-    try:
-        pending = runner.plan(df[column].tolist(), languages)
-        await runner.run(pending)
-    except RunAborted as stop:
-        partial = _assemble(df, runner.results, prefix, "not run: the run was stopped by an earlier error")
-        err = stop.error
-        done = sum(r is not None and r.error is None for r in runner.results)
-        note = (
-            f"; {done} finished rows are stored in the cache: fix this and rerun to resume"
-            if store is not None
-            else f"; {done} rows had finished (cache=False, so a rerun sends them again); they are in .partial"
-        )
-        if isinstance(err, STTError) and note not in str(err):
-            err.args = (f"{err}{note}",)
-        err.partial = partial  # type: ignore[attr-defined]
-        raise err from None
-    except asyncio.CancelledError:
-        if _interrupt is None or not _interrupt.is_set():
-            raise
-        partial = _assemble(df, runner.results, prefix, "not run: interrupted")
-        done = sum(r is not None and r.error is None for r in runner.results)
-        stored = "are cached" if store is not None else "are in .partial (cache=False: a rerun sends them again)"
-        raise Interrupted(
-            f"interrupted: {done} of {len(df)} rows finished and {stored}; "
-            "run the same call again to resume (only the missing rows are sent). "
-            "The finished rows are in this exception's .partial",
-            partial,
-        ) from None
-    finally:
-        aclient.on_retry = previous_hook
-        if _bar is None:
-            bar.close()
-        if owned:
-            await aclient.aclose()
-        if store is not None:
-            if isinstance(cache, Cache):
-                # as in Cache.close(): a lost file hash costs a re-hash; never let it hide the run's result or error
-                with contextlib.suppress(CacheError):
-                    store.flush_file_hashes()
-            else:
-                store.close()
-    out = _assemble(df, runner.results, prefix, "not run")
-    wall = time.perf_counter() - started
-    info: dict[str, Any] = {
-        "model": model,
-        "language": language,
-        "language_column": language_column,
-        "column": column,
-        "parameters": {
-            "temperature": temperature,
-            "provider_options": dict(provider_options or {}),
-            "extra_body": sorted(extra_body or {}),
-            "concurrency": concurrency,
-            "max_cost": max_cost,
-            "chunk_seconds": chunk_seconds,
-            "max_upload_bytes": max_upload_bytes,
-            "upload_format": upload_format,
-            "timeout": None if timeout is None else as_timeout(timeout).as_dict(),
-        },
-        "base_url": aclient.base_url,
-        "rows": len(df),
-        "errors": int(out[prefix + "error"].notna().sum()),
-        "spent_cost": runner.budget.spent - before[3],
-        "requests": bar.requests - before[0],
-        "uploaded_bytes": bar.uploaded_bytes - before[1],
-        "possibly_billed_twice": bar.possibly_billed_twice - before[2],
-        "wall_s": wall,
-    }
-    run_line = (
-        f"{info['requests']} requests, {info['uploaded_bytes'] / 1e6:,.1f} MB of audio uploaded, "
-        f"{info['possibly_billed_twice']} possibly billed twice"
-    )
-    log.info("transcribed %d rows in %.2fs: %s; %s", len(df), wall, bar.summary(), run_line)
-    out.attrs["stt_frames"] = info
-    if output is not None:
-        write_results(out, output, prefix=prefix, metadata=info)
-    return out
+    spec = RunSpec.build(
+        model=model, language=language, language_column=language_column, temperature=temperature,
+        provider_options=provider_options, extra_body=extra_body, concurrency=concurrency, cache=cache,
+        refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
+        max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
+    )  # fmt: skip
+    return await run_frame(df, column, spec, output=output, prefix=prefix, client=client, progress=progress)
 
 
 def _run_in_thread(make: Any, interrupt: threading.Event) -> Any:
@@ -341,7 +364,7 @@ def transcribe_column(
     output: str | os.PathLike[str] | None = None,
     prefix: str = "",
     client: Client | AsyncClient | None = None,
-    on_error: Literal["record", "raise"] = "record",
+    on_error: OnError = "record",
     chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     upload_format: UploadFormat = "original",
@@ -350,8 +373,9 @@ def transcribe_column(
     """Transcribe the audio files named in ``df[column]``; return a copy with result columns added.
 
     Adds ``text``, ``seconds``, ``seconds_source``, ``input_tokens``, ``output_tokens``,
-    ``total_tokens``, ``cost``, ``error``, ``cached``, ``latency_s`` and ``chunks`` (nullable dtypes,
-    each name preceded by ``prefix``), keeping the input's index and row order. Works in Jupyter.
+    ``total_tokens``, ``cost``, ``error``, ``error_type``, ``cached``, ``latency_s`` and ``chunks``
+    (nullable dtypes, each name preceded by ``prefix``; see ``stt_frames.schema``), keeping the input's
+    index and row order. Works in Jupyter.
 
     - ``concurrency`` (default 16): requests in flight; halved on 429 and grown back on success.
     - ``cache`` (default True): the on-disk answer cache (``STT_FRAMES_CACHE_DIR`` or the user cache
@@ -383,34 +407,23 @@ def transcribe_column(
 
         out = df.pipe(stt_frames.transcribe_column, column="path", model="openai/whisper-large-v3")
     """
-    _check_args(df, column, concurrency, max_cost, on_error)
-    bar = _progress_for(progress, len(df), f"{prefix}{model}")
-
-    def make(interrupt: threading.Event) -> Coroutine[Any, Any, pd.DataFrame]:
-        return atranscribe_column(
+    spec = RunSpec.build(
+        model=model, language=language, language_column=language_column, temperature=temperature,
+        provider_options=provider_options, extra_body=extra_body, concurrency=concurrency, cache=cache,
+        refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
+        max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
+    )  # fmt: skip
+    _check_frame(df, column, spec, prefix)
+    bar = _progress_for(progress, len(df), f"{prefix}{spec.model}")
+    return run_sync(
+        lambda interrupt: run_frame(
             df,
             column,
-            model=model,
-            language=language,
-            language_column=language_column,
-            temperature=temperature,
-            provider_options=provider_options,
-            extra_body=extra_body,
-            concurrency=concurrency,
-            cache=cache,
-            refresh=refresh,
-            progress=progress,
-            max_cost=max_cost,
+            spec,
             output=output,
             prefix=prefix,
             client=client,
-            on_error=on_error,
-            chunk_seconds=chunk_seconds,
-            max_upload_bytes=max_upload_bytes,
-            upload_format=upload_format,
-            timeout=timeout,
-            _interrupt=interrupt,
-            _bar=bar,
-        )
-
-    return run_sync(make, bar)
+            context=RunContext(bar=bar, interrupt=interrupt),
+        ),
+        bar,
+    )

@@ -1,4 +1,4 @@
-"""The result columns, their dtypes, and Parquet in and out with an explicit Arrow schema.
+"""Parquet in and out with an explicit Arrow schema, derived from the result columns declared in ``schema``.
 
 Every result column has a nullable dtype, so a failed row holds <NA> rather than a sentinel.
 
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._version import __version__
+from .schema import GRID_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "METADATA_KEY",
@@ -35,33 +36,8 @@ __all__ = [
     "write_results",
 ]
 
-#: name -> (pandas dtype, Arrow type) of every column transcribe_column adds.
-RESULT_COLUMNS: Final[dict[str, tuple[str, pa.DataType]]] = {
-    "text": ("string", pa.string()),
-    "seconds": ("Float64", pa.float64()),
-    "seconds_source": ("string", pa.string()),  # "server" or "audio" (measured locally when the server left it out)
-    "input_tokens": ("Int64", pa.int64()),
-    "output_tokens": ("Int64", pa.int64()),
-    "total_tokens": ("Int64", pa.int64()),
-    "cost": ("Float64", pa.float64()),
-    "error": ("string", pa.string()),
-    "cached": ("boolean", pa.bool_()),
-    "latency_s": ("Float64", pa.float64()),
-    "chunks": ("Int64", pa.int64()),  # requests the row was sent in: 1 for a file sent whole
-}
-
 #: The key of stt_frames' own entry in the Parquet file's key-value metadata.
 METADATA_KEY: Final = b"stt_frames"
-
-#: Columns compare() adds, typed the same way.
-GRID_COLUMNS: Final[dict[str, tuple[str, pa.DataType]]] = {
-    "model": ("string", pa.string()),
-    "language": ("string", pa.string()),
-    "run_wall_s": ("Float64", pa.float64()),
-    "wer": ("Float64", pa.float64()),
-    "cer": ("Float64", pa.float64()),
-}
-
 
 def empty_results(index: pd.Index, prefix: str = "") -> dict[str, pd.Series]:
     """All-<NA> result columns for ``index``, with their dtypes."""

@@ -360,7 +360,7 @@ class TranscribeWidget(widgets.VBox):
         if not self._own_client:
             return self._client.list_models()
         s = self._client.settings  # a short-lived copy, so that no idle connection outlives the call
-        with Client(api_key=s.api_key, base_url=s.base_url, timeout=s.timeout, x_title=s.x_title) as client:
+        with Client.from_settings(s, transport=self._client._user_transport) as client:
             return client.list_models()
 
     def _say(self, text: str) -> None:
