@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -74,8 +73,6 @@ AUDIO_MIME_FORMAT: Final[Mapping[str, str]] = {
     "aac": "aac",
 }
 
-_STATUS_PREFIX = re.compile(r"^(\d{3}): ")
-
 _BOX = "padding:6px 10px;border-radius:4px;margin:4px 0;"
 _ERROR_STYLE = _BOX + "background:#fdecea;border:1px solid #f5c2c0;color:#611a15;"
 
@@ -93,14 +90,8 @@ def audio_files(folder: Path | None, *, limit: int = 500) -> list[str]:
 
 
 def _status_of(error: BaseException | str) -> int | None:
-    if isinstance(error, APIStatusError):
-        return error.status
-    if isinstance(error, MalformedResponseError):
-        return None
-    if isinstance(error, str):
-        m = _STATUS_PREFIX.match(error)
-        return int(m.group(1)) if m else None
-    return None
+    """The HTTP status an error stands for, from its type (never from its text)."""
+    return error.status if isinstance(error, APIStatusError) else None
 
 
 def _by_status(status: int, *, model: str, base_url: str, retried: int | None) -> str:
