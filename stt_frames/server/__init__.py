@@ -50,8 +50,15 @@ __all__ = [
 #: Path prefix of every route, as on openrouter.ai.
 API_PREFIX: str = "/api/v1"
 
-#: The model ids the server knows (the pocketsphinx ones need the ``local`` extra).
-MODELS: tuple[str, ...] = ("fake/echo", "local/pocketsphinx", "local/pocketsphinx-fast")
+#: The model ids the server knows (the pocketsphinx ones need the ``local`` extra, the Whisper ones the
+#: ``whisper`` and ``whisper-base`` extras; each folder of ``$STT_FRAMES_WHISPER_MODELS`` adds one more).
+MODELS: tuple[str, ...] = (
+    "fake/echo",
+    "local/pocketsphinx",
+    "local/pocketsphinx-fast",
+    "local/whisper-base",
+    "local/whisper-tiny.en",
+)
 
 _LAZY: dict[str, str] = {
     "DEFAULT_FAULTS": "faults",

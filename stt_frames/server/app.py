@@ -199,17 +199,14 @@ async def _run_engine(state: ServerState, req: TranscriptionRequest) -> Response
         )
     missing = state.missing[engine.id]
     if missing:
-        return error_response(
-            404,
-            f"model {engine.id!r} needs the optional package(s) {', '.join(missing)}, not installed on "
-            "this server: pip install 'stt-frames[local]'",
-        )
+        return error_response(404, engine.unavailable_message(missing))
     language = engine.default_language if req.language is None else req.language.lower()
     if language not in engine.languages:
         supported = sorted(engine.languages)
         return error_response(
             400,
-            f"language {language[:20]!r} is not supported by {engine.id}; supported: {', '.join(supported)}",
+            f"language {language[:20]!r} is not supported by {engine.id}; supported: {', '.join(supported)}"
+            f"{engine.language_note}",
             {"supported_languages": supported},
         )
     try:
@@ -220,6 +217,7 @@ async def _run_engine(state: ServerState, req: TranscriptionRequest) -> Response
             language=language,
             workers=state.workers,
             max_seconds=state.max_audio_seconds,
+            temperature=req.temperature,
         )
     except AudioTooLong as exc:
         seconds = "longer" if exc.seconds is None else f"{exc.seconds:.1f} s long,"

@@ -4,6 +4,8 @@
   Needs only the ``server`` extra for WAV (duration from the header); other formats need PyAV.
 - ``local/pocketsphinx``: real English recognition with the model inside the pocketsphinx wheel.
 - ``local/pocketsphinx-fast``: the same with narrow beams: about twice as fast, less accurate.
+- ``local/whisper-tiny.en``, ``local/whisper-base`` and ``local/whisper-<name>``: OpenAI Whisper through
+  faster-whisper (the ``whisper`` extras; see ``whisper`` and ``whisper_models``).
 
 How a pocketsphinx request is decoded (the work runs in the server's worker processes, see ``workers``):
 
@@ -23,7 +25,7 @@ before (``tests/test_server_engines.py`` checks it).
 Example::
 
     from stt_frames.server.engines import build_engines
-    sorted(build_engines())  # ['fake/echo', 'local/pocketsphinx', 'local/pocketsphinx-fast']
+    sorted(build_engines())  # ['fake/echo', 'local/pocketsphinx', 'local/pocketsphinx-fast', 'local/whisper-base', ...]
 """
 
 from __future__ import annotations
@@ -190,16 +192,35 @@ class Engine:
     default_language: str = "en"
     #: Optional modules the engine needs, as (module, extra).
     requires: tuple[tuple[str, str], ...] = ()
+    #: Appended to the 400 for a language the engine does not support (e.g. which model to use instead).
+    language_note: str = ""
 
     def missing_modules(self) -> list[str]:
-        """The required optional modules that are not installed (empty when the engine can run)."""
+        """What the engine needs and this machine lacks (empty when the engine can run)."""
         return [m for m, _ in self.requires if importlib.util.find_spec(m) is None]
 
+    def unavailable_message(self, missing: list[str]) -> str:
+        """The 404's message for a request to this engine when ``missing`` (from ``missing_modules``) is not empty."""
+        extras = sorted({extra for module, extra in self.requires if module in missing}) or ["local"]
+        return (
+            f"model {self.id!r} needs the optional package(s) {', '.join(missing)}, not installed on "
+            f"this server: pip install 'stt-frames[{','.join(extras)}]'"
+        )
+
     async def transcribe(
-        self, audio: bytes, format: str, *, sha256: str, language: str, workers: EngineWorkers, max_seconds: float
+        self,
+        audio: bytes,
+        format: str,
+        *,
+        sha256: str,
+        language: str,
+        workers: EngineWorkers,
+        max_seconds: float,
+        temperature: float | None = None,
     ) -> Transcript:
         """Transcribe ``audio`` (raw file bytes in a contract ``format``) on ``workers``.
 
+        ``temperature`` is the request's (None when not given; engines that do not sample ignore it).
         Raises DecodeError for undecodable audio, AudioTooLong (a DecodeError) past ``max_seconds``.
         """
         raise NotImplementedError
@@ -222,7 +243,15 @@ class EchoEngine(Engine):
     languages = ISO_639_1
 
     async def transcribe(
-        self, audio: bytes, format: str, *, sha256: str, language: str, workers: EngineWorkers, max_seconds: float
+        self,
+        audio: bytes,
+        format: str,
+        *,
+        sha256: str,
+        language: str,
+        workers: EngineWorkers,
+        max_seconds: float,
+        temperature: float | None = None,
     ) -> Transcript:
         try:
             if format != "wav":
@@ -247,7 +276,15 @@ class PocketsphinxEngine(Engine):
         self.options = dict(options)
 
     async def transcribe(
-        self, audio: bytes, format: str, *, sha256: str, language: str, workers: EngineWorkers, max_seconds: float
+        self,
+        audio: bytes,
+        format: str,
+        *,
+        sha256: str,
+        language: str,
+        workers: EngineWorkers,
+        max_seconds: float,
+        temperature: float | None = None,
     ) -> Transcript:
         if format == "wav":  # refuse a long WAV file from its header, before shipping it to a worker
             try:
@@ -284,4 +321,6 @@ def build_engines() -> dict[str, Engine]:
             FAST_DECODER_OPTIONS,
         ),
     ]
-    return {engine.id: engine for engine in engines}
+    from .whisper import whisper_engines  # here: whisper imports this module
+
+    return {**{engine.id: engine for engine in engines}, **whisper_engines()}
