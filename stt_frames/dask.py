@@ -54,10 +54,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ._extras import require
+from ._spec import RunSpec
 from .cache import Cache, default_cache_dir
-from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
+from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat
 from .results import empty_results
-from .timeouts import TimeoutArg, as_timeout
+from .timeouts import TimeoutArg
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -118,15 +119,7 @@ def _transcribe_partition(
 
     if settings is None:
         return transcribe_column(part, column, model=model, cache=cache, progress=False, **options)
-    with Client(
-        api_key=settings.api_key,
-        base_url=settings.base_url,
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-        http_referer=settings.http_referer,
-        x_title=settings.x_title,
-        max_audio_bytes=max_audio_bytes,
-    ) as client:
+    with Client.from_settings(settings, max_audio_bytes=max_audio_bytes) as client:
         return transcribe_column(part, column, model=model, cache=cache, progress=False, client=client, **options)
 
 
@@ -166,8 +159,6 @@ def transcribe(
     if not isinstance(ddf, dd_.DataFrame):
         kind = type(ddf).__name__
         raise TypeError(f"expected a dask.dataframe.DataFrame, got {kind}; for pandas use transcribe_column")
-    if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"model must be a model id such as 'openai/whisper-large-v3', got {model!r}")
     refused = sorted(set(transcribe_options) & set(_REFUSED))
     if refused:
         why = "; ".join(f"{name}=: {_REFUSED[name]}" for name in refused)
@@ -176,10 +167,16 @@ def transcribe(
     for what, name in (("column", column), ("language_column", transcribe_options.get("language_column"))):
         if name is not None and name not in columns:
             raise KeyError(f"{what} {name!r} is not in the DataFrame; columns are {columns}")
-    # a bad value fails here, not in every task on the workers
-    UploadPolicy(chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format)
-    if timeout is not None:
-        as_timeout(timeout)
+    # the run's spec is built (and checked) here: a bad value or a misspelt option fails now, not in every task
+    RunSpec.build(
+        model=model,
+        cache=cache,
+        chunk_seconds=chunk_seconds,
+        max_upload_bytes=max_upload_bytes,
+        upload_format=upload_format,
+        timeout=timeout,
+        **transcribe_options,
+    )
     settings, max_audio_bytes = _settings_of(client)
     options = {
         **transcribe_options,
