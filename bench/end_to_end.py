@@ -46,7 +46,7 @@ import pandas as pd
 import stt_frames
 from bench import _harness as h
 from bench.client_throughput import Outcome, _httpx_runner, run_aiohttp, start_latency_server
-from stt_frames.local_server import get_stats, reset_stats
+from stt_frames.server import get_stats, reset_stats
 
 MODEL = "fake/echo"
 SERVER = "stt-frames serve (fake/echo, own process)"

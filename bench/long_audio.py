@@ -238,7 +238,7 @@ def _transcribe(url: str, df: pd.DataFrame, *, cache: bool, **options: Any) -> t
 
 
 def _billing(url: str) -> dict[str, Any]:
-    from stt_frames.local_server import get_stats
+    from stt_frames.server import get_stats
 
     stats = get_stats(url)
     billed = stats["billed"]
@@ -253,7 +253,7 @@ def _billing(url: str) -> dict[str, Any]:
 
 
 def run_chunked(url: str, path: Path, reference: str, chunk_seconds: float) -> h.Run:
-    from stt_frames.local_server import reset_stats
+    from stt_frames.server import reset_stats
 
     reset_stats(url)
     df = pd.DataFrame({"path": [str(path)]})
@@ -281,7 +281,7 @@ def run_chunked(url: str, path: Path, reference: str, chunk_seconds: float) -> h
 
 
 def run_clips(url: str, paths: list[Path], reference: str) -> h.Run:
-    from stt_frames.local_server import reset_stats
+    from stt_frames.server import reset_stats
 
     reset_stats(url)
     df = pd.DataFrame({"path": [str(p) for p in paths]})

@@ -54,7 +54,7 @@ _LAZY: dict[str, str] = {
     "plot_leaderboard": "plot",
     "read_results": "results",
     "score": "scoring",
-    "serve_local": "local_server",
+    "serve_local": "server.launcher",
     "show_alignment": "scoring",
     "transcribe_column": "frame",
     "try_file": "widget",

@@ -38,7 +38,7 @@ def _endpoint(remote: bool) -> Iterator[str | None]:
     if remote:
         yield None  # the client reads OPENROUTER_API_KEY / OPENROUTER_BASE_URL itself
         return
-    from .local_server import serve_local
+    from .server.launcher import serve_local
 
     with serve_local() as base_url:
         yield base_url

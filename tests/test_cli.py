@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,8 +20,8 @@ import pandas as pd
 import pytest
 
 import stt_frames
-from stt_frames import local_server
 from stt_frames.cli import help_markdown
+from stt_frames.server import get_stats
 
 pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
 
@@ -70,7 +71,7 @@ def server() -> Iterator[str]:
 
 
 def billed(base_url: str) -> dict[str, int]:
-    return local_server.get_stats(base_url)["billed"]
+    return get_stats(base_url)["billed"]
 
 
 # -- transcribe ------------------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def test_interrupt_exits_130_and_the_same_command_resumes(tmp_path: Path) -> Non
             cli_cmd(*args, "--no-progress", "-o", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         deadline = time.monotonic() + 30
-        while local_server.get_stats(url)["total_requests"] < 4 and time.monotonic() < deadline:
+        while get_stats(url)["total_requests"] < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -216,7 +217,7 @@ def test_transcribe_chunks_a_long_recording_and_the_summary_counts_what_was_sent
     params = info["parameters"]
     assert (params["chunk_seconds"], params["max_upload_bytes"], params["upload_format"]) == (15.0, 1_572_864, "flac")
     assert params["timeout"]["read"] == 60.0
-    requests = local_server.get_stats(server)["total_requests"]
+    requests = get_stats(server)["total_requests"]
     assert requests == info["requests"] == int(df["chunks"].sum())
     mb = info["uploaded_bytes"] / 1e6
     assert result.stderr.strip().endswith(f" spent; {requests} requests sent, {mb:,.1f} MB uploaded")
@@ -236,7 +237,7 @@ def test_chunk_seconds_none_refuses_a_file_over_max_upload_mb_before_sending_it(
     assert f"long.wav: file is {size:.1f} MiB, over max_upload_bytes=524,288 (0.5 MiB)" in result.stderr
     assert df["error"].notna().tolist() == [True, False]
     assert df.attrs["stt_frames"]["parameters"]["chunk_seconds"] is None
-    assert local_server.get_stats(server)["total_requests"] == 1  # the short clip only
+    assert get_stats(server)["total_requests"] == 1  # the short clip only
     uploaded = df.attrs["stt_frames"]["uploaded_bytes"]
     assert uploaded == Path(df.loc[1, "path"]).stat().st_size  # sent as it is
     assert f" spent; 1 request sent, {uploaded / 1e6:,.1f} MB uploaded\n" in result.stderr
@@ -249,7 +250,7 @@ def test_timeout_and_the_possibly_billed_twice_count_in_the_summary(tmp_path: Pa
             "transcribe", str(long_csv), "--model", "fake/echo", "--base-url", url, "--no-progress", "--no-cache",
             "--chunk-seconds", "off", "--timeout", "0.3", "-o", str(tmp_path / "out.parquet"),
         )  # fmt: skip
-        sent = local_server.get_stats(url)["total_requests"]
+        sent = get_stats(url)["total_requests"]
     assert result.returncode == 1, result.stderr
     assert sent == 4  # 2 rows x 2 sends, never a third
     assert "2 requests sent" in result.stderr
@@ -269,7 +270,7 @@ def test_compare_passes_the_long_recording_options_to_every_cell(server: str, tm
     long = results[results["path"].str.endswith("long.wav")]
     assert len(long) == 2 and (long["chunks"] >= 3).all() and long["chunks"].nunique() == 1
     # opus everywhere: even the short clip is re-encoded, so each cell sends 1 + the long file's chunks
-    requests = local_server.get_stats(server)["total_requests"]
+    requests = get_stats(server)["total_requests"]
     assert requests == int(results["chunks"].sum())
     assert f"; {requests} requests sent, " in result.stderr  # the grid's total, not one cell's
     assert results.attrs["stt_frames"]["requests"] == requests  # and the dataset's metadata says the same
@@ -394,7 +395,7 @@ def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
             "transcribe", str(DATA), "--model", "fake/echo", "--base-url", url, "-o", str(out),
             env={"OPENROUTER_API_KEY": CANARY},
         )  # fmt: skip
-        assert local_server.get_stats(url, api_key="k")["statuses"].get("401", 0) >= 1
+        assert get_stats(url, api_key="k")["statuses"].get("401", 0) >= 1
     assert result.returncode == 3, result.stderr
     assert CANARY not in result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -405,11 +406,11 @@ def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
 
 
 def test_api_errors_map_to_exit_codes() -> None:
-    from stt_frames.cli import _status_of
+    from stt_frames.cli import ExitCode, _status_of
     from stt_frames.errors import status_error
 
     assert {code: _status_of(status_error(code, "x")) for code in (401, 402, 404, 400, 500)} == {
-        401: 3, 402: 3, 404: 4, 400: 4, 500: 4,
+        401: ExitCode.AUTH, 402: ExitCode.AUTH, 404: ExitCode.API, 400: ExitCode.API, 500: ExitCode.API,
     }  # fmt: skip
 
 
@@ -443,7 +444,7 @@ def test_every_command_has_help() -> None:
 
 
 def test_the_documented_concurrency_is_the_real_default() -> None:
-    from stt_frames._cli_common import DOCUMENTED_CONCURRENCY
+    from stt_frames.cli._common import DOCUMENTED_CONCURRENCY
     from stt_frames.frame import DEFAULT_CONCURRENCY
 
     assert DOCUMENTED_CONCURRENCY == DEFAULT_CONCURRENCY
@@ -451,8 +452,8 @@ def test_the_documented_concurrency_is_the_real_default() -> None:
 
 
 def test_the_documented_long_recording_defaults_are_the_real_ones() -> None:
-    from stt_frames._cli_common import DOCUMENTED_CHUNK_SECONDS, DOCUMENTED_MAX_UPLOAD_MB
     from stt_frames.chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UPLOAD_FORMATS
+    from stt_frames.cli._common import DOCUMENTED_CHUNK_SECONDS, DOCUMENTED_MAX_UPLOAD_MB
 
     assert DOCUMENTED_CHUNK_SECONDS == DEFAULT_CHUNK_SECONDS
     assert DOCUMENTED_MAX_UPLOAD_MB * 2**20 == DEFAULT_MAX_UPLOAD_BYTES
@@ -463,6 +464,18 @@ def test_the_documented_long_recording_defaults_are_the_real_ones() -> None:
 def test_no_command_prints_help_and_exits_2() -> None:
     result = cli()
     assert result.returncode == 2 and result.stderr.startswith("usage: stt-frames")
+
+
+def test_the_documented_exit_codes_are_the_declared_ones() -> None:
+    """docs/cli.md's exit-status table, --help's and the code's all come from ``ExitCode``."""
+    from stt_frames.cli import ExitCode
+
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", DOCS.read_text(), flags=re.MULTILINE)
+    assert [(int(code), meaning) for code, meaning in rows] == [(code.value, code.description) for code in ExitCode]
+    assert [int(code) for code in ExitCode] == [0, 1, 2, 3, 4, 130]
+    top = cli("--help").stdout
+    for code in ExitCode:
+        assert f"  {code.value:<4} {code.description}" in top
 
 
 def test_docs_cli_md_is_up_to_date() -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import stt_frames
-from stt_frames import local_server
+from stt_frames.server import get_stats
 
 pytest.importorskip("pocketsphinx", reason="local/pocketsphinx needs the 'local' extra")
 pytest.importorskip("jiwer", reason="scoring needs the 'eval' extra")
@@ -51,7 +51,7 @@ def grid() -> Iterator[tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]]:
             client=stt_frames.Client(base_url=url),
             progress=False,
         )
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     yield df, results, stats
 
 
@@ -147,7 +147,7 @@ def test_spending_cap_applies_to_the_whole_grid() -> None:
         one = stt_frames.transcribe_column(
             df.head(1), model="fake/echo", client=stt_frames.Client(base_url=url), progress=False, cache=False
         )["cost"].iloc[0]
-        before = local_server.get_stats(url)["cost"]
+        before = get_stats(url)["cost"]
         cap = one * 8  # less than the grid's 6 clips x 2 languages
         results = stt_frames.compare(
             df,
@@ -157,7 +157,7 @@ def test_spending_cap_applies_to_the_whole_grid() -> None:
             client=stt_frames.Client(base_url=url),
             progress=False,
         )
-        spent = local_server.get_stats(url)["cost"] - before
+        spent = get_stats(url)["cost"] - before
     assert spent <= cap + 1e-12
     assert results["error"].str.contains("max_cost", na=False).sum() >= 3
     assert results[results["language"] == "fr"]["error"].notna().any()
@@ -182,7 +182,7 @@ def test_long_recordings_are_chunked_in_every_cell(tmp_path: Path) -> None:
             max_upload_bytes=2**20,
             upload_format="flac",
         )
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert results["error"].isna().all(), results["error"].dropna().tolist()
     assert str(results["chunks"].dtype) == "Int64"
     chunks = results.groupby("row_id")["chunks"].agg(["min", "max"])
@@ -205,6 +205,6 @@ def test_timeout_reaches_every_cell() -> None:
             cache=False,
             timeout=0.3,
         )
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert results["error"].str.contains("not sent a third time").all(), results["error"].tolist()
     assert stats["total_requests"] == 4  # 2 cells x 2 sends

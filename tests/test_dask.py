@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import stt_frames
-from stt_frames import local_server
 from stt_frames.errors import MissingExtraError
 from stt_frames.results import RESULT_COLUMNS
+from stt_frames.server import get_stats
 
 dd = pytest.importorskip("dask.dataframe", reason="needs the 'dask' extra")
 distributed = pytest.importorskip("distributed", reason="needs the 'dask' extra")
@@ -44,7 +44,7 @@ def test_meta_is_the_input_plus_the_result_columns_and_nothing_runs(tmp_path: Pa
         out = stt_frames.dask.transcribe(
             ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=tmp_path, prefix="m1_"
         )
-        assert local_server.get_stats(url)["total_requests"] == 0  # lazy: nothing sent yet
+        assert get_stats(url)["total_requests"] == 0  # lazy: nothing sent yet
     assert list(out.columns) == [*ddf.columns, *(f"m1_{name}" for name in RESULT_COLUMNS)]
     for name, (dtype, _) in RESULT_COLUMNS.items():
         assert str(out.dtypes[f"m1_{name}"]) == dtype, name
@@ -69,6 +69,8 @@ def test_bad_arguments_fail_at_once() -> None:
         stt_frames.dask.transcribe(ddf, model="fake/echo", upload_format="mp3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout must be"):
         stt_frames.dask.transcribe(ddf, model="fake/echo", timeout=-1)
+    with pytest.raises(TypeError, match="concurrencyy"):  # a misspelt option fails here, not on every worker
+        stt_frames.dask.transcribe(ddf, model="fake/echo", concurrencyy=4)
 
 
 def test_a_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,13 +120,13 @@ def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(
         assert list(first.index) == list(df.index)  # order and labels kept (Dask may retype the index)
         assert first["error"].isna().all(), first["error"].dropna().tolist()
         assert first["text"].str.startswith("echo ").all() and not first["cached"].any()
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
         assert len(stats["billed"]) == 24 and set(stats["billed"].values()) == {1}  # each clip billed once
         sent = stats["total_requests"]
 
         again = stt_frames.dask.transcribe(ddf, **options).compute()
         assert again["cached"].all()
-        assert local_server.get_stats(url)["total_requests"] == sent  # nothing sent again
+        assert get_stats(url)["total_requests"] == sent  # nothing sent again
 
         out.to_parquet(tmp_path / "transcripts")
         back = pd.read_parquet(tmp_path / "transcripts")
@@ -154,7 +156,7 @@ def test_a_long_recording_is_chunked_on_the_workers(tmp_path: Path) -> None:
             upload_format="flac",
             timeout=httpx.Timeout(60.0, connect=5.0),
         ).compute(scheduler="sync")
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert out["error"].isna().all(), out["error"].dropna().tolist()
     assert list(out.index) == list(df.index)
     assert str(out["chunks"].dtype) == "Int64"
@@ -171,6 +173,6 @@ def test_timeout_reaches_the_workers(tmp_path: Path) -> None:
         out = stt_frames.dask.transcribe(
             ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=False, timeout=0.3
         ).compute(scheduler="sync")
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert out["error"].str.contains("not sent a third time").all(), out["error"].tolist()
     assert stats["total_requests"] == 4  # 2 rows x 2 sends

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 import stt_frames
-from stt_frames import local_server
 from stt_frames.cache import Cache
 from stt_frames.frame import Interrupted
 from stt_frames.results import RESULT_COLUMNS
+from stt_frames.server import get_stats
 
 pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
 
@@ -42,7 +42,7 @@ def server() -> Iterator[str]:
 
 
 def billed(base_url: str) -> dict[str, int]:
-    return local_server.get_stats(base_url)["billed"]
+    return get_stats(base_url)["billed"]
 
 
 def run(df: pd.DataFrame, base_url: str, **kw: object) -> pd.DataFrame:
@@ -177,7 +177,7 @@ def test_faults_every_good_row_succeeds_and_nothing_is_billed_twice() -> None:
             progress=False,
             concurrency=8,
         )
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert out["error"].isna().all(), out["error"].dropna().tolist()
     assert sum(stats["faults"].values()) > 0, stats["faults"]
     assert max(stats["billed"].values()) == 1 and len(stats["billed"]) == len(df)
@@ -188,7 +188,7 @@ def test_rate_limits_slow_the_run_down_and_it_finishes() -> None:
     with stt_frames.serve_local(fail_rate=0.5, seed=3, faults=("429",), retry_after=0.05) as url:
         client = stt_frames.Client(base_url=url, max_retries=12)
         out = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=16)
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert out["error"].isna().all()
     assert stats["faults"].get("429", 0) > 0
 
@@ -197,9 +197,9 @@ def test_spending_cap_stops_new_requests(server: str) -> None:
     df = samples()
     price_per_clip = run(df.head(1), server, cache=False)["cost"].iloc[0]
     cap = price_per_clip * 4.5
-    before = local_server.get_stats(server)["cost"]
+    before = get_stats(server)["cost"]
     out = run(df, server, max_cost=cap, concurrency=4, cache=False)
-    spent = local_server.get_stats(server)["cost"] - before
+    spent = get_stats(server)["cost"] - before
     assert spent <= cap + 1e-12
     not_sent = out["error"].dropna()
     assert len(not_sent) > 0 and not_sent.str.contains("max_cost").all()
@@ -212,7 +212,7 @@ def test_401_aborts_at_once_with_a_clear_error() -> None:
         client = stt_frames.Client(base_url=url, api_key=CANARY)
         with pytest.raises(stt_frames.AuthenticationError) as info:
             stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=1)
-        stats = local_server.get_stats(url, api_key="right-key")
+        stats = get_stats(url, api_key="right-key")
     assert "OPENROUTER_API_KEY" in str(info.value) and CANARY not in str(info.value)
     assert stats["total_requests"] == 1  # stopped after the first answer
     assert len(info.value.partial) == 8  # type: ignore[attr-defined]
@@ -304,9 +304,9 @@ def test_interrupt_keeps_finished_rows_and_resume_sends_only_the_rest() -> None:
         done = int(partial["text"].notna().sum())
         assert 0 < done < len(df), done
         assert "run the same call again" in str(info.value)
-        sent_before = local_server.get_stats(url)["total_requests"]
+        sent_before = get_stats(url)["total_requests"]
         out = run(df, url, concurrency=8)
-        sent_after = local_server.get_stats(url)["total_requests"]
+        sent_after = get_stats(url)["total_requests"]
     assert out["error"].isna().all()
     assert out["cached"].sum() >= done
     # the rerun sent only rows that had not finished (requests in flight at the interrupt were lost)
@@ -344,9 +344,9 @@ def test_kill_9_mid_run_then_rerun_sends_only_what_is_missing(tmp_path: Path) ->
         with sqlite3.connect(db) as con:
             survived = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
         assert survived < len(df)
-        sent_before = local_server.get_stats(url)["total_requests"]
+        sent_before = get_stats(url)["total_requests"]
         out = run(df, url, concurrency=8)
-        sent_after = local_server.get_stats(url)["total_requests"]
+        sent_after = get_stats(url)["total_requests"]
     assert out["error"].isna().all()
     assert int(out["cached"].sum()) == survived
     assert sent_after - sent_before == len(df) - survived
@@ -377,7 +377,7 @@ def test_402_out_of_credits_stops_the_run_after_storing_finished_rows() -> None:
     with stt_frames.serve_local(fail_rate=0.3, seed=2, faults=("402",)) as url:
         with pytest.raises(stt_frames.PaymentRequiredError) as info:
             run(df, url, concurrency=1)
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert "402" in str(info.value) and "add credits" in str(info.value)
     assert stats["faults"] == {"402": 1}  # stopped at the first 402: nothing sent after it
     partial = info.value.partial  # type: ignore[attr-defined]

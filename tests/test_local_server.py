@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("uvicorn")
 
 from stt_frames.cli import main
-from stt_frames.local_server import get_stats, reset_stats, serve_local
+from stt_frames.server import get_stats, reset_stats, serve_local
 
 STT_FRAMES = Path(sys.executable).with_name("stt-frames")
 

@@ -23,8 +23,8 @@ import pytest
 from recordings import RATE, noise_bursts, speech_recording, write_audio
 
 import stt_frames
-from stt_frames import local_server
 from stt_frames.chunking import UploadPolicy, encode_chunk, find_cut, iter_chunks, probe_seconds
+from stt_frames.server import get_stats, reset_stats
 from stt_frames.timeouts import timeout_for
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +45,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 def requests_by_hash(url: str) -> dict[str, int]:
-    return dict(local_server.get_stats(url)["requests"])
+    return dict(get_stats(url)["requests"])
 
 
 def sent(stats: dict[str, object]) -> int:
@@ -121,7 +121,7 @@ def test_timeout_follows_the_audio() -> None:
 
 def test_a_long_recording_comes_back_as_one_row_each_chunk_billed_once(server: str, speech: tuple[Path, float]) -> None:
     path, seconds = speech
-    local_server.reset_stats(server)
+    reset_stats(server)
     out = run(pd.DataFrame({"path": [str(path)]}), server, chunk_seconds=30)
     row = out.iloc[0]
     assert pd.isna(row["error"]), row["error"]
@@ -130,7 +130,7 @@ def test_a_long_recording_comes_back_as_one_row_each_chunk_billed_once(server: s
     assert row["text"].count("echo ") == n  # one echo per chunk, joined in one row
     assert row["seconds"] == pytest.approx(seconds, abs=0.05)
     assert row["cost"] == pytest.approx(0.006 * seconds / 60, rel=0.01)
-    stats = local_server.get_stats(server)
+    stats = get_stats(server)
     assert sent(stats) == n and sorted(stats["billed"].values()) == [1] * n
     info = out.attrs["stt_frames"]
     assert info["requests"] == n and info["possibly_billed_twice"] == 0
@@ -139,12 +139,12 @@ def test_a_long_recording_comes_back_as_one_row_each_chunk_billed_once(server: s
     # the rerun reads the stitched row from the cache: nothing sent, same text
     again = run(pd.DataFrame({"path": [str(path)]}), server, chunk_seconds=30)
     assert again["cached"].iloc[0] and again["text"].iloc[0] == row["text"] and again["chunks"].iloc[0] == n
-    assert sent(local_server.get_stats(server)) == n
+    assert sent(get_stats(server)) == n
 
 
 def test_a_file_of_exactly_one_chunk_goes_whole(server: str, tmp_path: Path) -> None:
     path = write_audio(tmp_path / "ten.wav", noise_bursts(4)[: RATE * 10])
-    local_server.reset_stats(server)
+    reset_stats(server)
     out = run(pd.DataFrame({"path": [str(path)]}), server, chunk_seconds=10)
     assert out["chunks"].iloc[0] == 1 and pd.isna(out["error"].iloc[0])
     assert out.attrs["stt_frames"]["uploaded_bytes"] == path.stat().st_size  # byte for byte
@@ -196,12 +196,12 @@ def test_a_failed_chunk_fails_its_row_by_name_and_the_rest_stay_cached(tmp_path:
         err = out["error"].iloc[0]
         assert isinstance(err, str) and pd.isna(out["text"].iloc[0])
         assert err.startswith("chunk ") and " of 00:01:3" in err and "500" in err, err
-        first = local_server.get_stats(url)
+        first = get_stats(url)
         answered = sum(first["billed"].values())
         assert 0 < answered < n
     with stt_frames.serve_local() as url:  # the same endpoint identity (loopback): the cache applies
         again = run(df, url, chunk_seconds=20)
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert pd.isna(again["error"].iloc[0]) and again["chunks"].iloc[0] == n
     assert sent(stats) == n - answered  # only the chunks that had not been answered
 
@@ -222,7 +222,7 @@ def test_a_killed_run_resumes_in_the_middle_of_the_file(tmp_path: Path) -> None:
         child = subprocess.Popen([sys.executable, str(script), str(path), url, str(cache)])
         try:
             deadline = time.monotonic() + 60
-            while sum(local_server.get_stats(url)["billed"].values()) < n // 2:
+            while sum(get_stats(url)["billed"].values()) < n // 2:
                 assert child.poll() is None and time.monotonic() < deadline, "the child ended or stalled"
                 time.sleep(0.02)
             child.send_signal(signal.SIGKILL)
@@ -230,9 +230,9 @@ def test_a_killed_run_resumes_in_the_middle_of_the_file(tmp_path: Path) -> None:
         finally:
             if child.poll() is None:
                 child.kill()
-        billed_before = sum(local_server.get_stats(url)["billed"].values())
+        billed_before = sum(get_stats(url)["billed"].values())
         assert billed_before < n
-        local_server.reset_stats(url)
+        reset_stats(url)
         out = stt_frames.transcribe_column(
             pd.DataFrame({"path": [str(path)]}),
             model="fake/echo",
@@ -241,7 +241,7 @@ def test_a_killed_run_resumes_in_the_middle_of_the_file(tmp_path: Path) -> None:
             chunk_seconds=20,
             progress=False,
         )
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
     assert pd.isna(out["error"].iloc[0]) and out["chunks"].iloc[0] == n
     # answers that arrived before the kill were stored: at most the ones in flight at the kill are sent again
     assert n - billed_before <= sent(stats) <= n - billed_before + 2
@@ -320,8 +320,8 @@ def test_stitched_speech_scores_like_the_same_speech_clip_by_clip(tmp_path: Path
             progress=False,
             cache=False,
         )
-        stats = local_server.get_stats(url)
-        local_server.reset_stats(url)
+        stats = get_stats(url)
+        reset_stats(url)
         clips = stt_frames.transcribe_column(
             pd.DataFrame({"path": rec.clips, "reference": rec.references, "language": "en"}),
             model=model,

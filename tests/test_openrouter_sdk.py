@@ -16,7 +16,7 @@ pytest.importorskip("uvicorn")
 from openrouter import OpenRouter, errors  # noqa: E402
 from openrouter.utils import BackoffStrategy, RetryConfig  # noqa: E402
 
-from stt_frames.local_server import get_stats, serve_local  # noqa: E402
+from stt_frames.server import get_stats, serve_local  # noqa: E402
 
 KEY = "sk-or-local-test"
 

@@ -38,8 +38,9 @@ import pytest
 from scripted_server import Reply, ScriptedServer, serve_in_thread
 
 import stt_frames
-from stt_frames import errors, local_server, retry
+from stt_frames import errors, retry
 from stt_frames.cache import CACHE_FILENAME, Cache, CacheError
+from stt_frames.server import get_stats
 
 pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
 
@@ -252,8 +253,8 @@ def test_chaos_faults_truncation_and_a_server_restart(
     cursed: set[str] = set()
     real_create_app = server_app.create_app
 
-    def tapped_create_app(**options: Any) -> Tap:
-        tap = Tap(real_create_app(**options), cursed)
+    def tapped_create_app(*options: Any, **overrides: Any) -> Tap:
+        tap = Tap(real_create_app(*options, **overrides), cursed)
         taps.append(tap)
         return tap
 
@@ -427,7 +428,7 @@ def wait_idle(url: str, timeout: float = 10.0) -> dict[str, Any]:
     """The server's stats once no request is in flight (a killed client's last requests are still counted)."""
     deadline = time.monotonic() + timeout
     while True:
-        stats = local_server.get_stats(url)
+        stats = get_stats(url)
         if stats["in_flight"] == 0 or time.monotonic() > deadline:
             return stats
         time.sleep(0.01)
@@ -506,7 +507,7 @@ def test_two_processes_share_one_cache_at_the_same_time(tmp_path: Path) -> None:
             assert child.returncode == 0, stderr[-2000:]
             assert json.loads(stdout)["errors"] == 0, stdout
         billed = Counter(wait_idle(url)["billed"])
-        before_third = local_server.get_stats(url)["total_requests"]
+        before_third = get_stats(url)["total_requests"]
         third = stt_frames.transcribe_column(
             pd.DataFrame({"path": rows_b}),
             model="fake/echo",
@@ -514,7 +515,7 @@ def test_two_processes_share_one_cache_at_the_same_time(tmp_path: Path) -> None:
             cache=cache_dir,
             progress=False,
         )
-        after_third = local_server.get_stats(url)["total_requests"]
+        after_third = get_stats(url)["total_requests"]
     db = db_path(cache_dir)
     assert integrity(db) == "ok"
     entries = cached_hashes(db)
@@ -617,7 +618,7 @@ def test_disk_full_mid_run_is_a_clear_error_and_loses_nothing(tmp_path: Path, gi
         message = str(info.value)
         partial = info.value.partial  # type: ignore[attr-defined]
         stored = set(cached_hashes(db_path(small)))
-        sent = sum(local_server.get_stats(url)["billed"].values())
+        sent = sum(get_stats(url)["billed"].values())
         print(f"disk full: {message}")
         assert "disk is full" in message and "free disk space" in message
         assert "finished rows already stored are kept" in message
@@ -638,7 +639,7 @@ def test_disk_full_mid_run_is_a_clear_error_and_loses_nothing(tmp_path: Path, gi
         (small / "filler").unlink()
         subprocess.run(["mount", "-o", "remount,size=8m", str(small)], check=True)  # room for the WAL to grow
         out = run(df)
-        resent = sum(local_server.get_stats(url)["billed"].values()) - sent
+        resent = sum(get_stats(url)["billed"].values()) - sent
     assert out["error"].isna().all() and out["text"].notna().all()
     assert resent == len(set(shas) - stored)
     assert int(out["cached"].sum()) == sum(sha in stored for sha in shas)
@@ -657,7 +658,7 @@ def test_disk_already_full_says_so_before_sending_anything(tmp_path: Path) -> No
                 cache=small,
                 progress=False,
             )
-        requests = local_server.get_stats(url)["total_requests"]
+        requests = get_stats(url)["total_requests"]
     print(f"disk already full: {info.value}")
     assert str(small) in str(info.value) and "disk is full" in str(info.value)
     assert requests == 0
@@ -670,7 +671,7 @@ def test_read_only_cache_is_a_clear_error_before_anything_is_sent(tmp_path: Path
     with tiny_filesystem(tmp_path / "ro", "8m") as ro, stt_frames.serve_local() as url:
         client = stt_frames.Client(base_url=url)
         stt_frames.transcribe_column(df.head(2), model="fake/echo", client=client, cache=ro, progress=False)
-        sent = local_server.get_stats(url)["total_requests"]
+        sent = get_stats(url)["total_requests"]
         remount = subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True, text=True)
         if remount.returncode != 0:
             pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
@@ -678,7 +679,7 @@ def test_read_only_cache_is_a_clear_error_before_anything_is_sent(tmp_path: Path
             (ro / "probe").write_text("x")  # the mount really is read-only, even for root
         with pytest.raises(CacheError) as info:
             stt_frames.transcribe_column(df, model="fake/echo", client=client, cache=ro, progress=False)
-        after = local_server.get_stats(url)["total_requests"]
+        after = get_stats(url)["total_requests"]
     print(f"read-only cache: {info.value}")
     assert str(ro) in str(info.value) and "not writable" in str(info.value)
     assert "cache=False" in str(info.value)  # says how to go on without it
@@ -697,7 +698,7 @@ def test_cache_dir_under_a_regular_file_is_a_clear_error(tmp_path: Path, monkeyp
                 client=stt_frames.Client(base_url=url),
                 progress=False,
             )
-        assert local_server.get_stats(url)["total_requests"] == 0
+        assert get_stats(url)["total_requests"] == 0
     assert "STT_FRAMES_CACHE_DIR" in str(info.value) and str(blocker) in str(info.value)
 
 
@@ -847,11 +848,11 @@ def test_too_large_file_is_refused_before_upload_without_chunking_and_chunked_wi
     run = functools.partial(
         stt_frames.transcribe_column, df, model="fake/echo", client=client, progress=False, max_upload_bytes=100_000
     )
-    before = local_server.get_stats(local_url)
+    before = get_stats(local_url)
     off = run(chunk_seconds=None)
-    middle = local_server.get_stats(local_url)
+    middle = get_stats(local_url)
     on = run()
-    after = local_server.get_stats(local_url)
+    after = get_stats(local_url)
     assert Path(big).stat().st_size > 100_000
     assert "over max_upload_bytes=100,000" in off.loc[0, "error"] and pd.isna(off.loc[0, "text"])
     assert middle["total_requests"] == before["total_requests"]  # refused before anything was uploaded

@@ -44,6 +44,7 @@ import pytest
 from scripted_server import RecordedRequest, Reply, ScriptedServer, serve_in_thread
 
 import stt_frames
+import stt_frames.server
 from stt_frames import errors, retry
 from stt_frames.cache import Cache
 
@@ -777,7 +778,7 @@ def test_the_local_server_rejects_a_missing_or_wrong_key(
 ) -> None:
     url, _ = guarded
     headers = {"content-type": "application/json"} | ({"authorization": authorization} if authorization else {})
-    before = stt_frames.local_server.get_stats(url, api_key=SERVER_KEY)["total_billed"]
+    before = stt_frames.server.get_stats(url, api_key=SERVER_KEY)["total_billed"]
     r = httpx.post(f"{url}/audio/transcriptions", content=_body(tmp_path), headers=headers, timeout=10)
     assert r.status_code == 401
     error = r.json()["error"]
@@ -785,7 +786,7 @@ def test_the_local_server_rejects_a_missing_or_wrong_key(
     answer = r.text + json.dumps(dict(r.headers))
     assert SERVER_KEY[-20:] not in answer and CANARY[-20:] not in answer  # the answer echoes no key
     assert httpx.get(f"{url}/_stats", headers=headers, timeout=10).status_code == 401  # the accounting too
-    assert stt_frames.local_server.get_stats(url, api_key=SERVER_KEY)["total_billed"] == before  # nothing billed
+    assert stt_frames.server.get_stats(url, api_key=SERVER_KEY)["total_billed"] == before  # nothing billed
 
 
 def test_the_local_server_accepts_the_right_key(guarded: tuple[str, int], tmp_path: Path) -> None:

@@ -543,7 +543,7 @@ def test_import_and_cli_work_without_the_server_extras() -> None:
 import sys
 for name in ("starlette", "uvicorn", "pocketsphinx", "av"):
     sys.modules[name] = None
-import stt_frames, stt_frames.server, stt_frames.local_server
+import stt_frames, stt_frames.server, stt_frames.server.launcher
 from stt_frames.cli import build_parser
 build_parser().parse_args(["serve", "--port", "0"])
 try:

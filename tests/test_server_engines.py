@@ -25,8 +25,7 @@ import pytest
 
 pytest.importorskip("starlette")
 
-from stt_frames.local_server import get_stats, serve_local
-from stt_frames.server import DEFAULT_MAX_AUDIO_SECONDS, create_app
+from stt_frames.server import DEFAULT_MAX_AUDIO_SECONDS, create_app, get_stats, serve_local
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 BASE = "http://local/api/v1"
@@ -166,21 +165,6 @@ async def _get(app: Any, path: str) -> httpx.Response:
 def test_bad_limit_and_worker_options_are_refused(options: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         create_app(**options)
-
-
-def test_every_create_app_option_reaches_serve_local_and_the_command(capsys: pytest.CaptureFixture[str]) -> None:
-    import inspect
-
-    from stt_frames.cli import main
-
-    app_options = set(inspect.signature(create_app).parameters)
-    assert "max_audio_seconds" in app_options
-    assert app_options <= set(inspect.signature(serve_local).parameters)
-    with pytest.raises(SystemExit):
-        main(["serve", "--help"])
-    help_text = capsys.readouterr().out
-    flag_of = {"prices": "--price"}
-    assert all(flag_of.get(o, "--" + o.replace("_", "-")) + " " in help_text for o in app_options)
 
 
 def test_limits_reach_a_server_in_its_own_process(wav_factory: Callable[..., bytes]) -> None:

@@ -33,7 +33,7 @@ if not os.environ.get("STT_FRAMES_MEASURE"):
 pytest.importorskip("pocketsphinx")
 jiwer = pytest.importorskip("jiwer")
 
-from stt_frames.local_server import serve_local  # noqa: E402
+from stt_frames.server import serve_local  # noqa: E402
 from stt_frames.server.decode import decode_pcm16  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -23,10 +23,15 @@ Start it from a shell with ``stt-frames serve`` or from Python::
     with stt_frames.serve_local(prices={"fake/echo": 0.006}) as base_url:
         ...  # base_url == "http://127.0.0.1:<port>/api/v1"
 
+and read its accounting with ``stt_frames.server.get_stats(base_url)`` (``reset_stats`` zeroes it),
 or build the ASGI app yourself::
 
     from stt_frames.server import create_app
     app = create_app(api_key="sk-test", fail_rate=0.1, seed=7, faults=("429", "drop"))
+
+Every option is declared once, in ``ServerOptions`` (see ``options``): ``create_app``, ``serve_local`` and
+``stt-frames serve`` all take the same ones. The launcher (``serve_local``, ``get_stats``, ``reset_stats``)
+is in ``launcher``.
 """
 
 from __future__ import annotations
@@ -42,9 +47,13 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "FAULT_KINDS",
     "MODELS",
+    "ServerOptions",
     "ServerState",
     "ServerStats",
     "create_app",
+    "get_stats",
+    "reset_stats",
+    "serve_local",
 ]
 
 #: Path prefix of every route, as on openrouter.ai.
@@ -66,15 +75,21 @@ _LAZY: dict[str, str] = {
     "DEFAULT_MAX_BODY_BYTES": "request",
     "DEFAULT_RETRY_AFTER": "faults",
     "FAULT_KINDS": "faults",
+    "ServerOptions": "options",
     "ServerState": "app",
     "ServerStats": "stats",
     "create_app": "app",
+    "get_stats": "launcher",
+    "reset_stats": "launcher",
+    "serve_local": "launcher",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .app import ServerState, create_app
     from .decode import DEFAULT_MAX_AUDIO_SECONDS
     from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FAULT_KINDS
+    from .launcher import get_stats, reset_stats, serve_local
+    from .options import ServerOptions
     from .request import DEFAULT_MAX_BODY_BYTES
     from .stats import ServerStats
 

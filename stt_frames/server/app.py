@@ -33,19 +33,19 @@ import contextlib
 import hmac
 import itertools
 import logging
-import math
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from .._extras import require
 from ..errors import MissingExtraError
 from . import API_PREFIX
 from .catalog import model_entry
-from .decode import DEFAULT_MAX_AUDIO_SECONDS, AudioTooLong, DecodeError
+from .decode import AudioTooLong, DecodeError
 from .engines import Engine, build_engines
-from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FaultInjector
+from .faults import FaultInjector
+from .options import ServerOptions, resolve_options
 from .pricing import compute_usage, resolve_prices
-from .request import DEFAULT_MAX_BODY_BYTES, RequestError, TranscriptionRequest, parse_transcription_request
+from .request import RequestError, TranscriptionRequest, parse_transcription_request
 from .stats import ServerStats
 from .workers import EngineWorkers, default_workers
 
@@ -78,46 +78,23 @@ class ServerState:
     Reach it as ``app.state.stt``; ``app.state.stats`` is the same ``ServerStats`` as ``.stats``.
     ``close()`` stops the worker processes (the app's lifespan calls it; an app driven without its
     lifespan, e.g. through ``httpx.ASGITransport``, should be closed by whoever made it).
+    ``options`` (a ``ServerOptions``, checked when it was made) is what it was built from.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None,
-        latency: float,
-        fail_rate: float,
-        seed: int,
-        prices: Mapping[str, float] | None,
-        max_body_bytes: int,
-        max_audio_seconds: float,
-        faults: Any,
-        retry_after: float,
-        workers: int | None,
-    ) -> None:
-        if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency <= 3600:
-            raise ValueError(f"latency must be a number of seconds in [0, 3600], got {latency!r}")
-        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
-            raise ValueError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
-        if (
-            isinstance(max_audio_seconds, bool)
-            or not isinstance(max_audio_seconds, int | float)
-            or not 0 < max_audio_seconds < math.inf
-        ):
-            raise ValueError(f"max_audio_seconds must be a positive number of seconds, got {max_audio_seconds!r}")
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise ValueError(f"workers must be a positive integer or None (every CPU), got {workers!r}")
-        if api_key is not None and (not isinstance(api_key, str) or not api_key):
-            raise ValueError("api_key must be a non-empty string or None")
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
         self.engines: dict[str, Engine] = build_engines()
         self.missing: dict[str, list[str]] = {m: e.missing_modules() for m, e in self.engines.items()}
-        self.prices = resolve_prices(self.engines, prices)
-        self.latency = float(latency)
-        self.max_body_bytes = max_body_bytes
-        self.max_audio_seconds = float(max_audio_seconds)
-        self.faults = FaultInjector(rate=fail_rate, seed=seed, kinds=faults, retry_after=retry_after)
+        self.prices = resolve_prices(self.engines, options.prices)
+        self.latency = options.latency
+        self.max_body_bytes = options.max_body_bytes
+        self.max_audio_seconds = options.max_audio_seconds
+        self.faults = FaultInjector(
+            rate=options.fail_rate, seed=options.seed, kinds=options.faults, retry_after=options.retry_after
+        )
         self.stats = ServerStats()
-        self.workers = EngineWorkers(workers or default_workers(), stats=self.stats)
-        self._key = api_key.encode("utf-8") if api_key else None
+        self.workers = EngineWorkers(options.workers or default_workers(), stats=self.stats)
+        self._key = options.api_key.encode("utf-8") if options.api_key else None
         self._generation = itertools.count(1)
 
     def __repr__(self) -> str:  # never shows the key
@@ -368,27 +345,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(status, str(detail), headers=dict(headers) if headers else None)
 
 
-def create_app(
-    *,
-    api_key: str | None = None,
-    latency: float = 0.0,
-    fail_rate: float = 0.0,
-    seed: int = 0,
-    prices: Mapping[str, float] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
-    faults: Any = DEFAULT_FAULTS,
-    retry_after: float = DEFAULT_RETRY_AFTER,
-    workers: int | None = None,
-) -> Starlette:
+def create_app(options: ServerOptions | None = None, /, **overrides: Any) -> Starlette:
     """Build the local OpenRouter-compatible speech-to-text server as an ASGI app.
 
-    ``api_key``: require ``Authorization: Bearer <key>``. ``latency``: seconds added to each
-    transcription. ``fail_rate``/``seed``/``faults``/``retry_after``: fault injection (see ``faults``).
-    ``prices``: USD per audio minute by model id (all 0 by default). ``max_body_bytes``: larger bodies
-    get a 413. ``max_audio_seconds``: longer audio gets a 400 (default 1,500 s). ``workers``: processes
-    for the pocketsphinx engines (default: every CPU), started on the first request that needs them and
-    stopped at shutdown (``app.state.stt.close()`` when you drive the app without its lifespan).
+    Takes a ``ServerOptions``, or its fields as keyword arguments (or both: the keywords win); a misspelt
+    option is a TypeError that lists the valid ones, a bad value a ValueError. What each option does is
+    said once, in ``ServerOptions`` (``stt-frames serve --help`` prints the same text). The pocketsphinx
+    worker processes start on the first request that needs them and stop at shutdown
+    (``app.state.stt.close()`` when you drive the app without its lifespan).
 
     Example::
 
@@ -396,18 +360,7 @@ def create_app(
         app = create_app(prices={"fake/echo": 0.006}, fail_rate=0.1, seed=1)
         app.state.stats.snapshot()["total_requests"]  # 0
     """
-    state = ServerState(
-        api_key=api_key,
-        latency=latency,
-        fail_rate=fail_rate,
-        seed=seed,
-        prices=prices,
-        max_body_bytes=max_body_bytes,
-        max_audio_seconds=max_audio_seconds,
-        faults=faults,
-        retry_after=retry_after,
-        workers=workers,
-    )
+    state = ServerState(resolve_options(options, overrides, caller="create_app"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

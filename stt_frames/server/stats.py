@@ -12,7 +12,7 @@ cancelled (``cancelled``); see ``workers``.
 
 Example::
 
-    from stt_frames.local_server import get_stats
+    from stt_frames.server import get_stats
     get_stats(base_url)["billed"]  # {'3f0a...': 1}
 """
 

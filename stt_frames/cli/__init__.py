@@ -1,22 +1,18 @@
 """The ``stt-frames`` command line: ``transcribe``, ``compare``, ``cache info|clear`` and ``serve``.
 
-Each subcommand registers itself with ``add_*(subparsers)`` (``transcribe`` and ``compare`` in
-``_cli_run``, ``cache`` in ``_cli_cache``, ``serve`` in ``server/cli``); its handler is
-``args.func(args) -> exit status``. Progress bars and summaries go to stderr; results (the
-leaderboard, ``cache info``) go to stdout. Errors are one line on stderr, ``stt-frames ...: error: ...``,
-never a traceback, and never show the API key.
+The package, one module per concern:
 
-Exit status, for scripts:
+- ``_exit``: ``ExitCode``, the exit-status table (0 ok, 1 some rows failed, 2 bad arguments, 3 key or
+  credits, 4 another API or cache error, 130 interrupted), declared once; ``--help`` and docs/cli.md
+  print it from there;
+- ``_common``: argument types, the options shared by ``transcribe`` and ``compare``, one-line errors, the client;
+- ``_transcribe``: ``transcribe`` and ``compare``; ``_cache``: ``cache info|clear``; ``_serve``: ``serve``
+  (its server options come from ``stt_frames.server.ServerOptions``).
 
-====  ===========================================================================================
-0     success: every row was transcribed
-1     finished, but some rows failed (their ``error`` column says why); ``serve``: could not start
-2     bad arguments: unknown option, missing input file, unknown column, unreadable file, bad URL
-3     the API rejected the key (401) or the account has no credits (402); also: no key for OpenRouter
-4     another error stopped the run: the API (e.g. 404 unknown model), the cache, the output file,
-      a missing optional package
-130   interrupted (Ctrl-C): finished rows are cached, so the same command resumes
-====  ===========================================================================================
+Each subcommand registers itself with ``add_*(subparsers)``; its handler is ``args.func(args) -> exit
+status``. Progress bars and summaries go to stderr; results (the leaderboard, ``cache info``) go to
+stdout. Errors are one line on stderr, ``stt-frames ...: error: ...``, never a traceback, and never show
+the API key; ``main`` turns each kind of error into its ``ExitCode``.
 
 Settings: ``OPENROUTER_API_KEY`` is the key; ``--base-url``, else ``OPENROUTER_BASE_URL``, else
 OpenRouter is the API root; ``--cache-dir``, else ``STT_FRAMES_CACHE_DIR``, else the user cache dir
@@ -37,33 +33,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from ._cli_common import (
-    ENVIRONMENT_HELP,
-    EXIT_API,
-    EXIT_AUTH,
-    EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_ROW_ERRORS,
-    EXIT_USAGE,
-    CLIError,
-    Formatter,
-    Parser,
-    one_line,
-)
-from ._version import __version__
+from .._version import __version__
+from ._common import ENVIRONMENT_HELP, CLIError, Formatter, Parser, one_line
+from ._exit import ExitCode, exit_codes_help, exit_codes_markdown
 
-__all__ = [
-    "EXIT_API",
-    "EXIT_AUTH",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_ROW_ERRORS",
-    "EXIT_USAGE",
-    "build_parser",
-    "help_markdown",
-    "main",
-]
+__all__ = ["ExitCode", "build_parser", "help_markdown", "main"]
 
 #: Width the help text is rendered at for ``docs/cli.md`` (the terminal's width otherwise).
 DOCS_WIDTH: Final = 100
@@ -79,7 +53,7 @@ class _MarkdownAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         sys.stdout.write(help_markdown())
-        parser.exit(EXIT_OK)
+        parser.exit(ExitCode.OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
         build_parser().parse_args(["serve", "--port", "0"]).port  # 0
     """
-    from ._cli_cache import add_cache
-    from ._cli_run import add_compare, add_transcribe
-    from .server import cli as serve_cli
+    from ._cache import add_cache
+    from ._serve import add_serve
+    from ._transcribe import add_compare, add_transcribe
 
     parser = Parser(
         prog=_PROG,
@@ -101,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
   export OPENROUTER_API_KEY=sk-or-...
   stt-frames transcribe data/ --model openai/whisper-large-v3 -o out.parquet
 
-{EXIT_CODES_HELP}
+{exit_codes_help()}
 
 {ENVIRONMENT_HELP}""",
     )
@@ -111,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_transcribe(subparsers)
     add_compare(subparsers)
     add_cache(subparsers)
-    serve_cli.add_parser(subparsers)
+    add_serve(subparsers)
     return parser
 
 
@@ -138,13 +112,18 @@ def help_markdown() -> str:
     for parser in _walk(build_parser()):
         parser.formatter_class = functools.partial(Formatter, width=DOCS_WIDTH)
         parts.append(f"## {parser.prog}\n\n```\n{parser.format_help().rstrip()}\n```\n")
+    parts.append(
+        f"## Exit status\n\nEvery command exits with one of these (`stt_frames.cli.ExitCode`):\n\n"
+        f"{exit_codes_markdown()}\n"
+    )
     return "\n".join(parts)
 
 
-def _status_of(exc: Exception) -> int:
-    from .errors import AuthenticationError, PaymentRequiredError
+def _status_of(exc: Exception) -> ExitCode:
+    """The exit status of an error from the library: AUTH for a rejected key or no credits, else API."""
+    from ..errors import AuthenticationError, PaymentRequiredError
 
-    return EXIT_AUTH if isinstance(exc, AuthenticationError | PaymentRequiredError) else EXIT_API
+    return ExitCode.AUTH if isinstance(exc, AuthenticationError | PaymentRequiredError) else ExitCode.API
 
 
 #: What to do about an API error, said for a shell rather than for Python (``errors`` holds the Python hints).
@@ -156,7 +135,7 @@ _SHELL_HINTS: Final = {
 
 def _for_the_command_line(exc: Exception) -> str:
     """The error's message with its Python advice ("pass api_key=...") replaced by the shell's."""
-    from .errors import APIStatusError
+    from ..errors import APIStatusError
 
     text = str(exc)
     if isinstance(exc, APIStatusError) and exc.status in _SHELL_HINTS:
@@ -181,19 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         main(["cache", "info", "--json"])
     """
-    from .errors import STTError
+    from ..errors import STTError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     prog = getattr(args, "prog", None) or f"{_PROG} {args.command}"
     try:
         status: int = args.func(args)
     except KeyboardInterrupt as exc:  # stt_frames.Interrupted included
         print(_interrupted(prog, exc), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except CLIError as exc:
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.status
@@ -202,9 +181,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status_of(exc)
     except OSError as exc:  # the output or cache folder cannot be written
         print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_API
+        return ExitCode.API
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,11 +22,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._cli_common import (
+from ..audio import FORMATS
+from ._common import (
     ENVIRONMENT_HELP,
-    EXIT_CODES_HELP,
-    EXIT_OK,
-    EXIT_ROW_ERRORS,
     UsageError,
     add_run_options,
     comma_list,
@@ -35,7 +33,7 @@ from ._cli_common import (
     make_client,
     run_options,
 )
-from .audio import FORMATS
+from ._exit import ExitCode, exit_codes_help
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,7 +182,7 @@ def add_transcribe(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argu
   stt-frames transcribe data/samples.csv --model openai/whisper-large-v3 \\
       --language-column language --max-cost 0.50 -o out.parquet
 
-{EXIT_CODES_HELP}
+{exit_codes_help()}
 
 {ENVIRONMENT_HELP}""",
     )
@@ -204,7 +202,7 @@ def add_transcribe(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argu
 
 def run_transcribe(args: argparse.Namespace) -> int:
     """Run ``stt-frames transcribe``; returns 0, or 1 when some rows failed."""
-    from .frame import transcribe_column
+    from ..frame import transcribe_column
 
     _check_output(args.output, folder=False)
     df = load_input(args.input, args.column)
@@ -223,7 +221,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     print(f"{args.prog}: wrote {args.output}: {_summary(out)}", file=sys.stderr)
     for line in _first_errors(out, args.column):
         print(line, file=sys.stderr)
-    return EXIT_ROW_ERRORS if out["error"].notna().any() else EXIT_OK
+    return ExitCode.ROW_ERRORS if out["error"].notna().any() else ExitCode.OK
 
 
 # -- compare ---------------------------------------------------------------------------------------------
@@ -241,7 +239,7 @@ def add_compare(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argumen
   stt-frames compare data/samples.csv --models openai/whisper-1,openai/whisper-large-v3 \\
       --languages auto,en --reference reference -o runs/whisper
 
-{EXIT_CODES_HELP}
+{exit_codes_help()}
 
 {ENVIRONMENT_HELP}""",
     )
@@ -265,8 +263,8 @@ def run_compare(args: argparse.Namespace) -> int:
     """Run ``stt-frames compare``; returns 0, or 1 when some rows failed."""
     import pandas as pd
 
-    from ._compare import compare
-    from ._leaderboard import leaderboard
+    from .._compare import compare
+    from .._leaderboard import leaderboard
 
     _check_output(args.output, folder=True)
     df = load_input(args.input, args.column)
@@ -291,4 +289,4 @@ def run_compare(args: argparse.Namespace) -> int:
     shown = args.column if args.column in results.columns else f"input_{args.column}"
     for line in _first_errors(results, shown):
         print(line, file=sys.stderr)
-    return EXIT_ROW_ERRORS if results["error"].notna().any() else EXIT_OK
+    return ExitCode.ROW_ERRORS if results["error"].notna().any() else ExitCode.OK

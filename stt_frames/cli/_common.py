@@ -2,7 +2,7 @@
 
 Example::
 
-    from stt_frames._cli_common import usd
+    from stt_frames.cli._common import usd
     usd("0.50")  # 0.5
 """
 
@@ -16,18 +16,13 @@ import textwrap
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
+from ._exit import ExitCode
+
 __all__ = [
     "DOCUMENTED_CHUNK_SECONDS",
     "DOCUMENTED_CONCURRENCY",
     "DOCUMENTED_MAX_UPLOAD_MB",
     "ENVIRONMENT_HELP",
-    "EXIT_API",
-    "EXIT_AUTH",
-    "EXIT_CODES_HELP",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_ROW_ERRORS",
-    "EXIT_USAGE",
     "CLIError",
     "Formatter",
     "MissingKeyError",
@@ -51,27 +46,6 @@ __all__ = [
     "usd",
 ]
 
-#: Success: every row was transcribed.
-EXIT_OK: Final = 0
-#: The run finished, but some rows failed (their ``error`` column says why).
-EXIT_ROW_ERRORS: Final = 1
-#: Bad arguments or usage: unknown option, missing input file, unknown column, unreadable CSV, bad URL.
-EXIT_USAGE: Final = 2
-#: The API rejected the key (401) or the account has no credits (402).
-EXIT_AUTH: Final = 3
-#: Another error stopped the run: the API (404 unknown model ...), the cache, the output file, a missing extra.
-EXIT_API: Final = 4
-#: Interrupted (Ctrl-C); finished rows are cached, so the same command resumes.
-EXIT_INTERRUPTED: Final = 130
-
-EXIT_CODES_HELP: Final = f"""exit status:
-  {EXIT_OK}    success: every row was transcribed
-  {EXIT_ROW_ERRORS}    finished, but some rows failed (see the error column); `serve`: could not start
-  {EXIT_USAGE}    bad arguments: unknown option, missing input, unknown column, unreadable file, bad URL
-  {EXIT_AUTH}    the API rejected the key (401), no credits left (402), or no OPENROUTER_API_KEY for OpenRouter
-  {EXIT_API}    another error stopped the run: API (e.g. 404 unknown model), cache, output, missing extra
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): finished rows are cached; run the same command to resume"""
-
 #: Shown in ``--help``; the value in force is ``stt_frames.frame.DEFAULT_CONCURRENCY`` (a test keeps them equal).
 #: Not imported from there so that ``--help`` and argument errors need neither pandas nor httpx.
 DOCUMENTED_CONCURRENCY: Final = 16
@@ -89,7 +63,7 @@ ENVIRONMENT_HELP: Final = """environment:
 class CLIError(Exception):
     """An error the command line reports as one line and turns into ``status``."""
 
-    status: int = EXIT_USAGE
+    status: ExitCode = ExitCode.USAGE
 
 
 class UsageError(CLIError):
@@ -99,7 +73,7 @@ class UsageError(CLIError):
 class MissingKeyError(CLIError):
     """OpenRouter is the target and ``OPENROUTER_API_KEY`` is not set: exit status 3, before any upload."""
 
-    status = EXIT_AUTH
+    status = ExitCode.AUTH
 
 
 class Formatter(argparse.HelpFormatter):
@@ -125,7 +99,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def one_line(text: str) -> str:
@@ -374,8 +348,8 @@ def make_client(args: argparse.Namespace) -> Any:
     Raises UsageError for a bad URL or an unsafe one (the key over plain http to a remote host), and
     MissingKeyError before anything is sent when OpenRouter itself is the target and no key is set.
     """
-    from .client import Client
-    from .errors import InsecureTransportError
+    from ..client import Client
+    from ..errors import InsecureTransportError
 
     try:
         client = Client(base_url=args.base_url) if args.base_url else Client()

@@ -3,13 +3,15 @@
 Example::
 
     import stt_frames
+    from stt_frames.server import get_stats
     with stt_frames.serve_local(prices={"fake/echo": 0.006}) as base_url:
         client = stt_frames.Client(base_url=base_url)   # no API key, no network
         ...
-        stt_frames.local_server.get_stats(base_url)["billed"]
+        get_stats(base_url)["billed"]
 
 ``process=True`` runs the server in a separate Python process (``stt-frames serve``), so a benchmark's
-client does not share its GIL with the server.
+client does not share its GIL with the server; the options reach it as that command's arguments, made from
+the same declaration (``ServerOptions.to_argv``).
 """
 
 from __future__ import annotations
@@ -17,36 +19,70 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Final
 
-from ._extras import require
-from .server.decode import DEFAULT_MAX_AUDIO_SECONDS
-from .server.faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER
-from .server.request import DEFAULT_MAX_BODY_BYTES
+from .._extras import require
+from .options import API_KEY_ENV, ServerOptions, resolve_options
 
-__all__ = ["get_stats", "reset_stats", "serve_local"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_STARTUP_TIMEOUT",
+    "bind_socket",
+    "get_stats",
+    "reset_stats",
+    "serve_local",
+    "url_of",
+]
 
+#: The interface the server binds by default: loopback only.
+DEFAULT_HOST: Final = "127.0.0.1"
 #: Seconds to wait for the server to accept connections.
-DEFAULT_STARTUP_TIMEOUT: float = 30.0
+DEFAULT_STARTUP_TIMEOUT: Final = 30.0
+#: ``serve_local``'s own keyword arguments, beside the server options.
+_LAUNCHER_OPTIONS: Final = ("host", "port", "process", "startup_timeout", "log_level")
 
 
-def _url(host: str, port: int) -> str:
+def url_of(host: str, port: int) -> str:
+    """The base URL of a server listening on ``host:port``: ``url_of("127.0.0.1", 8787)``."""
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/api/v1"
 
 
-@contextlib.contextmanager
-def _serve_thread(options: dict[str, Any], host: str, port: int, timeout: float, log_level: str) -> Iterator[str]:
-    uvicorn = require("uvicorn", "server", "serve_local")
-    from .server.app import create_app
-    from .server.cli import bind_socket
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0 = any free port).
 
-    app = create_app(**options)
+    Example::
+
+        sock = bind_socket("127.0.0.1", 0); sock.getsockname()[1]
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns TCP_NODELAY on only for sockets that say they are TCP, and without
+    # it each response body waits ~40 ms for the client's delayed ACK (uvicorn writes headers and body apart).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        # Always, as uvicorn does: a server restarted on the same port (even one first given port 0) must
+        # not be refused because connections of the previous one are still closing.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.contextmanager
+def _serve_thread(options: ServerOptions, host: str, port: int, timeout: float, log_level: str) -> Iterator[str]:
+    uvicorn = require("uvicorn", "server", "serve_local")
+    from . import app as server_app
+
+    app = server_app.create_app(options)
     sock = bind_socket(host, port)
     with sock:
         config = uvicorn.Config(app, log_config=None, log_level=log_level, access_log=False, lifespan="on")
@@ -63,42 +99,19 @@ def _serve_thread(options: dict[str, Any], host: str, port: int, timeout: float,
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the local server did not start within {timeout:g} s")
                 time.sleep(0.005)
-            yield _url(host, sock.getsockname()[1])
+            yield url_of(host, sock.getsockname()[1])
         finally:
             server.should_exit = True
             thread.join(timeout=30)
 
 
-def _server_args(options: dict[str, Any], host: str, port: int, log_level: str) -> list[str]:
-    args = [
-        "serve",
-        f"--host={host}",
-        f"--port={port}",
-        f"--latency={options['latency']!r}",
-        f"--fail-rate={options['fail_rate']!r}",
-        f"--seed={options['seed']}",
-        f"--faults={','.join(options['faults'])}",
-        f"--retry-after={options['retry_after']!r}",
-        f"--max-body-bytes={options['max_body_bytes']}",
-        f"--max-audio-seconds={options['max_audio_seconds']!r}",
-        f"--log-level={log_level}",
-    ]
-    args += [f"--price={model}={price!r}" for model, price in (options["prices"] or {}).items()]
-    if options["workers"]:
-        args.append(f"--workers={options['workers']}")
-    return args
-
-
 @contextlib.contextmanager
-def _serve_process(options: dict[str, Any], host: str, port: int, timeout: float, log_level: str) -> Iterator[str]:
-    from .server.cli import API_KEY_ENV
-
+def _serve_process(options: ServerOptions, host: str, port: int, timeout: float, log_level: str) -> Iterator[str]:
     env = dict(os.environ)
     env.pop(API_KEY_ENV, None)
-    if options["api_key"]:
-        env[API_KEY_ENV] = options["api_key"]  # the environment, not argv: argv is visible in `ps`
-    cmd = [sys.executable, "-m", "stt_frames.cli", *_server_args(options, host, port, log_level)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    env.update(options.to_env())  # the key goes in the environment, not argv: argv is visible in `ps`
+    argv = ["serve", f"--host={host}", f"--port={port}", f"--log-level={log_level}", *options.to_argv()]
+    proc = subprocess.Popen([sys.executable, "-m", "stt_frames.cli", *argv], stdout=subprocess.PIPE, env=env, text=True)
     assert proc.stdout is not None
     try:
         line = ""
@@ -123,60 +136,39 @@ def _serve_process(options: dict[str, Any], host: str, port: int, timeout: float
         proc.stdout.close()
 
 
-@contextlib.contextmanager
 def serve_local(
+    options: ServerOptions | None = None,
+    /,
     *,
-    api_key: str | None = None,
-    latency: float = 0.0,
-    fail_rate: float = 0.0,
-    seed: int = 0,
-    prices: Mapping[str, float] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
-    faults: Iterable[str] = DEFAULT_FAULTS,
-    retry_after: float = DEFAULT_RETRY_AFTER,
-    workers: int | None = None,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     port: int = 0,
     process: bool = False,
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
     log_level: str = "warning",
-) -> Iterator[str]:
+    **server_options: Any,
+) -> contextlib.AbstractContextManager[str]:
     """Run the local server while the ``with`` block runs; yields its base URL ``http://127.0.0.1:PORT/api/v1``.
 
-    Takes ``create_app``'s options. ``port=0`` (default) picks a free port. ``process=True`` runs the
-    server in a child process instead of a thread of this one. On exit the server shuts down cleanly,
-    with its engine worker processes. (In a script, keep the call under ``if __name__ == "__main__":``:
-    the pocketsphinx workers are started with multiprocessing's ``spawn`` and import the main module.)
+    Takes the server's options as keyword arguments (``latency=``, ``fail_rate=``, ``prices=`` ...: every
+    field of ``ServerOptions``, the same as ``create_app``), or a ``ServerOptions``. A misspelt option is a
+    TypeError that lists the valid ones; a bad value is a ValueError, raised here, before anything starts.
+    ``port=0`` (default) picks a free port. ``process=True`` runs the server in a child process instead of
+    a thread of this one. On exit the server shuts down cleanly, with its engine worker processes. (In a
+    script, keep the call under ``if __name__ == "__main__":``: the pocketsphinx workers are started with
+    multiprocessing's ``spawn`` and import the main module.)
 
     Example::
 
         with serve_local(prices={"fake/echo": 0.006}, fail_rate=0.1, seed=1) as base_url:
             print(base_url)  # http://127.0.0.1:54321/api/v1
     """
-    from .server.faults import parse_faults
-
-    options: dict[str, Any] = {
-        "api_key": api_key,
-        "latency": latency,
-        "fail_rate": fail_rate,
-        "seed": seed,
-        "prices": dict(prices) if prices else None,
-        "max_body_bytes": max_body_bytes,
-        "max_audio_seconds": max_audio_seconds,
-        "faults": parse_faults(faults),
-        "retry_after": retry_after,
-        "workers": workers,
-    }
+    resolved = resolve_options(options, server_options, caller="serve_local", others=_LAUNCHER_OPTIONS)
     if process:
-        from .server.app import ServerState
+        from .app import ServerState
 
-        ServerState(**options).close()  # check the options here, where a mistake is a clear exception
-        serve = _serve_process
-    else:
-        serve = _serve_thread
-    with serve(options, host, port, startup_timeout, log_level) as base_url:
-        yield base_url
+        ServerState(resolved).close()  # what only the engines can check (prices' models): a clear error here
+        return _serve_process(resolved, host, port, startup_timeout, log_level)
+    return _serve_thread(resolved, host, port, startup_timeout, log_level)
 
 
 def _stats_request(method: str, base_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:

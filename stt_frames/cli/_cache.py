@@ -13,7 +13,8 @@ import json
 import sys
 from typing import Any
 
-from ._cli_common import ENVIRONMENT_HELP, EXIT_OK, EXIT_USAGE, Parser, UsageError, cache_dir, days
+from ._common import ENVIRONMENT_HELP, Parser, UsageError, cache_dir, days
+from ._exit import ExitCode
 
 __all__ = ["add_cache", "format_bytes"]
 
@@ -70,17 +71,17 @@ def add_cache(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentP
 
 def _no_action(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def run_info(args: argparse.Namespace) -> int:
     """Run ``stt-frames cache info``."""
-    from .cache import cache_info
+    from ..cache import cache_info
 
     info = cache_info(args.cache_dir)
     if args.json:
         print(json.dumps(info, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"path     {info['path']}")
     print(f"entries  {info['entries']}")
     print(f"size     {format_bytes(info['bytes'])}")
@@ -90,12 +91,12 @@ def run_info(args: argparse.Namespace) -> int:
         print("models")
         for model, count in info["models"].items():
             print(f"  {model:<{width}}  {count}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def run_clear(args: argparse.Namespace) -> int:
     """Run ``stt-frames cache clear``."""
-    from .cache import Cache
+    from ..cache import Cache
 
     what = "all cached answers"
     if args.model is not None:
@@ -110,9 +111,9 @@ def run_clear(args: argparse.Namespace) -> int:
             answer = input(f"Delete {what} from {cache.path}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing deleted", file=sys.stderr)
-                return EXIT_OK
+                return ExitCode.OK
         n = cache.clear(model=args.model, older_than_days=args.older_than_days)
     finally:
         cache.close()
     print(f"deleted {n} cached answer{'s' * (n != 1)} from {cache.path}")
-    return EXIT_OK
+    return ExitCode.OK
