@@ -476,6 +476,9 @@ def test_the_documented_exit_codes_are_the_declared_ones() -> None:
     top = cli("--help").stdout
     for code in ExitCode:
         assert f"  {code.value:<4} {code.description}" in top
+    readme = (DOCS.parent.parent / "README.md").read_text()
+    summary = readme.split("Exit codes: ", 1)[1].split(";", 1)[0]  # the README's one-line summary
+    assert [int(n) for n in re.findall(r"(?<![\d/])(\d+) [a-z]", summary)] == [code.value for code in ExitCode]
 
 
 def test_docs_cli_md_is_up_to_date() -> None:
