@@ -2,9 +2,8 @@
 
 The package, one module per concern:
 
-- ``_exit``: ``ExitCode``, the exit-status table (0 ok, 1 some rows failed, 2 bad arguments, 3 key or
-  credits, 4 another API or cache error, 130 interrupted), declared once; ``--help`` and docs/cli.md
-  print it from there;
+- ``_exit``: ``ExitCode``, the exit statuses and what each means, declared once; ``main``, ``--help`` and
+  docs/cli.md take them from there;
 - ``_common``: argument types, the options shared by ``transcribe`` and ``compare``, one-line errors, the client;
 - ``_transcribe``: ``transcribe`` and ``compare``; ``_cache``: ``cache info|clear``; ``_serve``: ``serve``
   (its server options come from ``stt_frames.server.ServerOptions``).

@@ -1,4 +1,4 @@
-"""Pieces shared by the ``stt-frames`` subcommands: exit codes, argument types, one-line errors, the client.
+"""Pieces shared by the ``stt-frames`` subcommands: argument types, shared options, one-line errors, the client.
 
 Example::
 
