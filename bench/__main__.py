@@ -41,6 +41,7 @@ MODULES: tuple[str, ...] = (
     "bench.pocketsphinx_rtfx",  # scenario 5: pocketsphinx RTFx through the server and alone; WER
     "bench.client_throughput",  # stt_frames.AsyncClient alone vs httpx and aiohttp (minimal aiohttp server)
     "bench.long_audio",  # scenarios 6-8: a 60-minute recording in chunks, a 3-hour WAV's memory, Opus vs original
+    "bench.whisper_real",  # scenario 9: real speech (data/real/): WER, RTFx, peak RSS of every local engine
 )
 
 HERE = Path(__file__).resolve().parent
