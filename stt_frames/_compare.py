@@ -79,6 +79,7 @@ async def _grid(
     if bad:
         raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
     client = options.pop("client", None)
+    overwrite = bool(options.pop("overwrite", False))
     # every cell's spec is built (and checked) before the first request
     specs = [RunSpec.build(model=m, language=lang, max_cost=max_cost, **options) for m in models for lang in languages]
     bar = context.bar or _progress_for(progress, len(df) * len(specs), f"compare {len(models)}×{len(languages)}")
@@ -87,7 +88,7 @@ async def _grid(
     try:
         for spec in specs:
             started = time.perf_counter()
-            out = await run_frame(df, column, spec, client=client, context=cell_context)
+            out = await run_frame(df, column, spec, client=client, overwrite=overwrite, context=cell_context)
             cells.append(_cell_frame(out, spec.model, spec.language, time.perf_counter() - started))
     except Interrupted as exc:
         raise Interrupted(

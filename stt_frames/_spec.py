@@ -23,6 +23,7 @@ import httpx
 
 from .cache import Cache
 from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
+from .languages import check_language
 from .timeouts import TimeoutArg, as_timeout
 
 __all__ = ["DEFAULT_CONCURRENCY", "CacheArg", "OnError", "RunSpec"]
@@ -88,10 +89,7 @@ class RunSpec:
             isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 1
         ):
             raise ValueError(f"temperature must be a number between 0 and 1, got {temperature!r}")
-        if language is not None and (not isinstance(language, str) or not language.strip()):
-            raise ValueError(
-                f"language must be an ISO-639-1 code such as 'en' (or None to auto-detect), got {language!r}"
-            )
+        language = check_language(language)
         if language_column is not None and not isinstance(language_column, str):
             raise ValueError(f"language_column must be a column name, got {language_column!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -106,7 +104,7 @@ class RunSpec:
             raise TypeError(f"cache must be True, False, a directory or a Cache, got {type(cache).__name__}")
         return cls(
             model=model.strip(),
-            language=language.strip() if language is not None else None,
+            language=language,
             language_column=language_column,
             temperature=float(temperature) if temperature is not None else None,
             provider_options=_frozen(provider_options, "provider_options"),

@@ -28,13 +28,14 @@ import pandas as pd
 from ._limits import Budget
 from ._progress import Progress, ProgressListener
 from ._runner import Runner
-from ._settings import resolve_settings
+from ._settings import is_loopback, resolve_settings
 from ._spec import DEFAULT_CONCURRENCY, CacheArg, OnError, RunSpec
 from .cache import Cache
 from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat
 from .client import AsyncClient, Client
-from .errors import CacheError, Interrupted, NotSentError, RunAborted, STTError
-from .results import write_results
+from .errors import AuthenticationError, CacheError, Interrupted, NotSentError, RunAborted, STTError
+from .languages import check_languages
+from .results import output_format, write_results
 from .schema import RESULT_COLUMNS, RowResult
 from .timeouts import TimeoutArg
 
@@ -69,9 +70,12 @@ def _progress_for(progress: bool | ProgressListener, rows: int, desc: str) -> Pr
 
 
 def _languages(df: pd.DataFrame, language: str | None, language_column: str | None) -> list[str | None]:
+    """Each row's language: its ``language_column`` value (checked here, all at once), else ``language``."""
     if language_column is None:
         return [language] * len(df)
-    return [language if pd.isna(v) or not str(v).strip() else str(v).strip() for v in df[language_column]]
+    values = df[language_column].tolist()
+    check_languages(values, column=language_column)
+    return [language if pd.isna(v) or not str(v).strip() else str(v).strip().lower() for v in values]
 
 
 class _ThreadedSyncTransport(httpx.AsyncBaseTransport):
@@ -129,7 +133,16 @@ def _assemble(df: pd.DataFrame, results: list[RowResult | None], prefix: str, mi
     return out
 
 
-def _check_frame(df: pd.DataFrame, column: str, spec: RunSpec, prefix: str) -> None:
+def _check_frame(
+    df: pd.DataFrame,
+    column: str,
+    spec: RunSpec,
+    prefix: str,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Everything about the frame and the output that can be wrong, checked before anything is read or sent."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if column not in df.columns:
@@ -138,6 +151,17 @@ def _check_frame(df: pd.DataFrame, column: str, spec: RunSpec, prefix: str) -> N
         raise KeyError(f"language_column {spec.language_column!r} is not a column; columns are {list(df.columns)}")
     if not isinstance(prefix, str):
         raise ValueError(f"prefix must be a string, got {prefix!r}")
+    clash = [prefix + name for name in RESULT_COLUMNS if prefix + name in df.columns]
+    if clash and not overwrite:
+        shown = ", ".join(clash[:4]) + (" ..." if len(clash) > 4 else "")
+        raise ValueError(
+            f"the DataFrame already has result columns ({shown}); pass prefix='run2_' to keep both, "
+            "or overwrite=True to replace them"
+        )
+    if column in [prefix + name for name in RESULT_COLUMNS]:
+        raise ValueError(f"column {column!r} would be replaced by a result column; pass a prefix= such as 'stt_'")
+    if output is not None:
+        output_format(output)
 
 
 @dataclass
@@ -161,14 +185,23 @@ async def run_frame(
     prefix: str = "",
     client: Client | AsyncClient | None = None,
     progress: bool | ProgressListener = True,
+    overwrite: bool = False,
     context: RunContext | None = None,
 ) -> pd.DataFrame:
     """Run ``df[column]`` through ``spec``: the one implementation behind every entry point."""
-    _check_frame(df, column, spec, prefix)
+    _check_frame(df, column, spec, prefix, output=output, overwrite=overwrite)
     ctx = context or RunContext()
     languages = _languages(df, spec.language, spec.language_column)
-    store = _open_cache(spec.cache)
     aclient, owned = _async_client_for(client, copy=ctx.interrupt is not None)
+    if not aclient.settings.api_key and not is_loopback(httpx.URL(aclient.base_url).host):
+        if owned:
+            await aclient.aclose()
+        raise AuthenticationError(
+            f"no API key for {aclient.base_url}, so nothing was read or sent (for the offline local server, "
+            "use its loopback base_url)",
+            status=401,
+        )
+    store = _open_cache(spec.cache)
     bar = ctx.bar if ctx.bar is not None else _progress_for(progress, len(df), f"{prefix}{spec.model}")
     runner = Runner(aclient, store, bar, spec, budget=ctx.budget)
     previous_hook = aclient.on_retry
@@ -263,6 +296,7 @@ async def atranscribe_column(
     max_cost: float | None = None,
     output: str | os.PathLike[str] | None = None,
     prefix: str = "",
+    overwrite: bool = False,
     client: Client | AsyncClient | None = None,
     on_error: OnError = "record",
     chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
@@ -282,7 +316,9 @@ async def atranscribe_column(
         refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
         max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
     )  # fmt: skip
-    return await run_frame(df, column, spec, output=output, prefix=prefix, client=client, progress=progress)
+    return await run_frame(
+        df, column, spec, output=output, prefix=prefix, client=client, progress=progress, overwrite=overwrite
+    )
 
 
 def _run_in_thread(make: Any, interrupt: threading.Event) -> Any:
@@ -363,6 +399,7 @@ def transcribe_column(
     max_cost: float | None = None,
     output: str | os.PathLike[str] | None = None,
     prefix: str = "",
+    overwrite: bool = False,
     client: Client | AsyncClient | None = None,
     on_error: OnError = "record",
     chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
@@ -387,7 +424,10 @@ def transcribe_column(
       (rows, requests and chunks answered, cost ...) as the run goes, for your own display.
     - ``on_error``: "record" (default) puts each failed row's message in ``error`` and goes on;
       "raise" stops at the first. A 401, 402 or 404 (unknown model) always stops the run at once.
-    - ``output``: also write the result to this Parquet file (see ``read_results``).
+    - ``output``: also write the result to this file, in the format its extension names: ``.parquet``
+      (with the schema and run metadata; see ``read_results``), ``.csv`` or ``.jsonl``.
+    - ``overwrite``: the frame already holds result columns (an earlier run): True replaces them; by
+      default that is an error, and ``prefix=`` keeps both.
     - ``client``: a ``Client``/``AsyncClient`` whose settings to use (key, base_url, retries ...).
     - ``chunk_seconds`` (default 600): a recording longer than this, or larger than ``max_upload_bytes``
       (default 25 MiB), is decoded as a stream, cut at the quietest point near each limit, and sent as
@@ -413,7 +453,7 @@ def transcribe_column(
         refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
         max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
     )  # fmt: skip
-    _check_frame(df, column, spec, prefix)
+    _check_frame(df, column, spec, prefix, output=output, overwrite=overwrite)
     bar = _progress_for(progress, len(df), f"{prefix}{spec.model}")
     return run_sync(
         lambda interrupt: run_frame(
@@ -423,6 +463,7 @@ def transcribe_column(
             output=output,
             prefix=prefix,
             client=client,
+            overwrite=overwrite,
             context=RunContext(bar=bar, interrupt=interrupt),
         ),
         bar,

@@ -28,8 +28,10 @@ from .schema import GRID_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "METADATA_KEY",
+    "OUTPUT_FORMATS",
     "RESULT_COLUMNS",
     "empty_results",
+    "output_format",
     "read_results",
     "result_schema",
     "write_dataset",
@@ -38,6 +40,7 @@ __all__ = [
 
 #: The key of stt_frames' own entry in the Parquet file's key-value metadata.
 METADATA_KEY: Final = b"stt_frames"
+
 
 def empty_results(index: pd.Index, prefix: str = "") -> dict[str, pd.Series]:
     """All-<NA> result columns for ``index``, with their dtypes."""
@@ -88,25 +91,51 @@ def _to_table(df: pd.DataFrame, prefix: str, metadata: Mapping[str, Any] | None)
     return table.replace_schema_metadata(meta)
 
 
+#: ``output=`` file extensions and the format each writes.
+OUTPUT_FORMATS: Final = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """The format ``path``'s extension names ("parquet", "csv" or "jsonl"); ValueError for any other.
+
+    Example::
+
+        output_format("run.csv")  # 'csv'
+    """
+    suffix = Path(path).suffix.lower()
+    fmt = OUTPUT_FORMATS.get(suffix)
+    if fmt is None:
+        known = ", ".join(OUTPUT_FORMATS)
+        raise ValueError(f"output {os.fspath(path)!r}: cannot tell the format from {suffix or 'no extension'!r}; "
+                         f"use one of {known}")  # fmt: skip
+    return fmt
+
+
 def write_results(
     df: pd.DataFrame, path: str | os.PathLike[str], *, prefix: str = "", metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write results to one Parquet file atomically, with an explicit schema and stt_frames metadata.
+    """Write results to one file atomically, in the format its extension names (see ``OUTPUT_FORMATS``).
 
-    ``metadata`` (model, language, parameters ...) is stored as JSON under the ``stt_frames`` key, with
-    the stt_frames version and ``created_at``. Never put secrets in it.
+    Parquet gets an explicit schema and ``metadata`` (model, language, parameters ...) as JSON under the
+    ``stt_frames`` key, with the stt_frames version and ``created_at``; never put secrets in it. CSV and
+    JSON lines hold the columns only (the index as a column), with <NA> as an empty field / null.
 
     Example::
 
         stt_frames.write_results(out, "run.parquet", metadata={"model": "fake/echo"})
     """
     target = Path(path)
+    fmt = output_format(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    table = _to_table(df, prefix, metadata)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        if fmt == "parquet":
+            pq.write_table(_to_table(df, prefix, metadata), tmp)
+        elif fmt == "csv":
+            df.to_csv(tmp, index=True)
+        else:
+            df.reset_index().to_json(tmp, orient="records", lines=True, force_ascii=False)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -415,12 +415,15 @@ def test_api_errors_map_to_exit_codes() -> None:
 
 
 def test_no_key_for_openrouter_exits_3_before_sending_and_404_exits_4(server: str, tmp_path: Path) -> None:
-    no_key, unknown_model = cli_many(
+    no_key, unknown_model, bad_output = cli_many(
         [
             (["transcribe", str(DATA), "--model", "openai/whisper-1", "-o", str(tmp_path / "a.parquet")], {}),
-            (["transcribe", str(DATA), "--model", "no/such", "--base-url", server, "-o", str(tmp_path / "b")], {}),
+            (["transcribe", str(DATA), "--model", "no/such", "--base-url", server, "-o", str(tmp_path / "b.pq")], {}),
+            (["transcribe", str(DATA), "--model", "no/such", "--base-url", server, "-o", str(tmp_path / "b.xlsx")], {}),
         ]
     )
+    assert bad_output.returncode == 2 and one_line_error(bad_output), bad_output.stderr
+    assert "cannot tell the format from '.xlsx'" in bad_output.stderr
     assert no_key.returncode == 3 and one_line_error(no_key) and "OPENROUTER_API_KEY is not set" in no_key.stderr
     assert unknown_model.returncode == 4, unknown_model.stderr
     assert "error: 404" in unknown_model.stderr.strip().splitlines()[-1]

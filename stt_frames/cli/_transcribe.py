@@ -137,6 +137,13 @@ def _check_output(path: str, *, folder: bool) -> None:
     p = Path(path)
     if not folder and p.is_dir():
         raise UsageError(f"-o {path!r} is a folder; give a file name such as out.parquet")
+    if not folder:
+        from ..results import output_format
+
+        try:
+            output_format(p)
+        except ValueError as exc:
+            raise UsageError(f"-o: {exc}") from None
     if folder and p.exists() and not p.is_dir():
         raise UsageError(f"-o {path!r} is a file; compare writes a folder (a partitioned Parquet dataset)")
 
@@ -195,7 +202,9 @@ def add_transcribe(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argu
         "--language-column", metavar="COL", help="column of per-row language codes (--language fills empty ones)"
     )
     add_run_options(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUT.parquet", help="Parquet file to write")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT.parquet", help="file to write: .parquet, .csv or .jsonl"
+    )
     p.set_defaults(func=run_transcribe, prog=p.prog)
     return p
 
