@@ -93,16 +93,19 @@ def prepare_windows(audio: bytes, format: str, max_seconds: float) -> tuple[floa
     return seconds, [w for w in windows if w.strip(b"\x00")]
 
 
-def _model(location: ModelLocation, threads: int) -> Any:
-    key = (location.path, threads)
-    model = _MODELS.get(key)
-    if model is None:
-        fw = require("faster_whisper", "whisper", "the Whisper engines")
-        model = fw.WhisperModel(
-            materialise(location), device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1
-        )
-        _MODELS[key] = model
-    return model
+def _load(location: ModelLocation, threads: int) -> Any:
+    """A new ``WhisperModel``: its decoding thread's random generator starts from seed 0."""
+    fw = require("faster_whisper", "whisper", "the Whisper engines")
+    ctranslate2 = require("ctranslate2", "whisper", "the Whisper engines")
+    path = _PATHS.get(location.path)
+    if path is None:  # join and check the pinned weights once per process
+        path = _PATHS[location.path] = materialise(location)
+    ctranslate2.set_random_seed(0)
+    return fw.WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1)
+
+
+#: This process's checked model directories by location path.
+_PATHS: dict[str, str] = {}
 
 
 def _temperatures(first: float) -> tuple[float, ...]:
@@ -110,30 +113,47 @@ def _temperatures(first: float) -> tuple[float, ...]:
     return tuple(round(first + i * TEMPERATURE_STEP, 6) for i in range(steps + 1)) or (first,)
 
 
-def recognise_window(location: ModelLocation, options: dict[str, Any], pcm: bytes) -> str:
-    """Job 2: Whisper's text for one window of 16 kHz int16 PCM.
-
-    ``options``: ``language`` (None: detect), ``temperature`` (the first tried), ``beam_size``, ``threads``.
-
-    Example::
-
-        recognise_window(locate("tiny.en"), {"language": "en", "temperature": 0.0}, pcm)  # 'Hello world.'
-    """
-    np = require("numpy", "whisper", "the Whisper engines")
-    ctranslate2 = require("ctranslate2", "whisper", "the Whisper engines")
-    model = _model(location, int(options.get("threads", DEFAULT_CPU_THREADS)))
-    ctranslate2.set_random_seed(0)  # a temperature above 0 samples: the same window, the same draw
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+def _decode(model: Any, samples: Any, options: dict[str, Any], temperatures: tuple[float, ...]) -> list[Any]:
     segments, _ = model.transcribe(
         samples,
         language=WHISPER_CODES.get(options["language"], options["language"]),
         task="transcribe",
         beam_size=int(options.get("beam_size", DEFAULT_BEAM_SIZE)),
-        temperature=_temperatures(float(options.get("temperature") or 0.0)),
+        temperature=temperatures,
         condition_on_previous_text=False,
         without_timestamps=True,
         vad_filter=False,
     )
+    return list(segments)
+
+
+def recognise_window(location: ModelLocation, options: dict[str, Any], pcm: bytes) -> str:
+    """Job 2: Whisper's text for one window of 16 kHz int16 PCM.
+
+    ``options``: ``language``, ``temperature`` (the first tried; None: 0), ``beam_size``, ``threads``.
+    A decode that samples (a temperature above 0, asked for or reached by the fallback) runs on a freshly
+    loaded model, whose random generator starts from the same seed: CTranslate2 keeps one generator per
+    decoding thread and a seed set later does not reach it (the same model sampling twice gives two texts).
+
+    Example::
+
+        recognise_window(locate("tiny.en"), {"language": "en", "temperature": None}, pcm)  # 'Hello world.'
+    """
+    np = require("numpy", "whisper", "the Whisper engines")
+    threads = int(options.get("threads", DEFAULT_CPU_THREADS))
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    first = float(options.get("temperature") or 0.0)
+    temperatures = _temperatures(first)
+    if first > 0:
+        segments = _decode(_load(location, threads), samples, options, temperatures)
+    else:
+        key = (location.path, threads)
+        model = _MODELS.get(key)
+        if model is None:
+            model = _MODELS[key] = _load(location, threads)
+        segments = _decode(model, samples, options, temperatures)
+        if any((s.temperature or 0.0) > 0 for s in segments):  # the fallback sampled: again, from the seed
+            segments = _decode(_load(location, threads), samples, options, temperatures)
     return " ".join(s.text.strip() for s in segments if s.text.strip())
 
 
