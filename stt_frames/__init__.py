@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "cache_info": "cache",
     "clear_cache": "cache",
     "compare": "_compare",
+    "estimate": "_estimate",
     "leaderboard": "_leaderboard",
     "plot_leaderboard": "plot",
     "read_results": "results",
@@ -66,6 +67,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._compare import compare
+    from ._estimate import estimate
     from ._leaderboard import leaderboard
     from ._progress import RunProgress
     from .cache import Cache, cache_info, clear_cache

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Sequence
@@ -80,8 +81,13 @@ async def _grid(
         raise TypeError(f"compare() sets {', '.join(bad)} itself; use models=/languages= instead")
     client = options.pop("client", None)
     overwrite = bool(options.pop("overwrite", False))
+    dry_run = bool(options.pop("dry_run", False))
     # every cell's spec is built (and checked) before the first request
     specs = [RunSpec.build(model=m, language=lang, max_cost=max_cost, **options) for m in models for lang in languages]
+    if dry_run:
+        from ._estimate import estimate_specs
+
+        return await asyncio.to_thread(estimate_specs, df, column, specs, client=client)
     bar = context.bar or _progress_for(progress, len(df) * len(specs), f"compare {len(models)}×{len(languages)}")
     cell_context = RunContext(bar=bar, budget=Budget(max_cost), interrupt=context.interrupt)
     cells: list[pd.DataFrame] = []
@@ -170,6 +176,7 @@ def compare(
     and the ``chunks`` column says into how many. ``output`` writes a hive-partitioned Parquet dataset
     (model=/language=). ``results.attrs["stt_frames"]`` (and the dataset's metadata) holds the whole
     grid's ``requests``, ``uploaded_bytes``, ``possibly_billed_twice`` and ``spent_cost``.
+    ``dry_run=True`` sends nothing and returns ``stt_frames.estimate``'s frame, one row per cell.
 
     Example::
 

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from .cache import Cache
+from .cache import Cache, request_key
 from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
 from .languages import check_language
 from .timeouts import TimeoutArg, as_timeout
@@ -118,6 +118,27 @@ class RunSpec:
                 chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format
             ),
             timeout=as_timeout(timeout) if timeout is not None else None,
+        )
+
+    def cache_key(
+        self, audio_sha256: str, language: str | None, endpoint: str, *, chunked: bool = False, chunk: str | None = None
+    ) -> str:
+        """The cache key of a request under this spec: a whole file, a chunked row (``chunked``), or one
+        chunk (``chunk``: its encoding)."""
+        upload: dict[str, Any] | None = None
+        if chunk is not None:
+            upload = {"chunk": chunk}
+        elif chunked:
+            upload = self.upload.key_part()
+        return request_key(
+            audio_sha256,
+            model=self.model,
+            language=language,
+            temperature=self.temperature,
+            provider_options=self.provider_options,
+            endpoint=endpoint,
+            extra_body=self.extra_body,
+            upload=upload,
         )
 
     def parameters(self) -> dict[str, Any]:

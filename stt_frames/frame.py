@@ -164,6 +164,12 @@ def _check_frame(
         output_format(output)
 
 
+def _dry_run(df: pd.DataFrame, column: str, spec: RunSpec, client: Client | AsyncClient | None) -> pd.DataFrame:
+    from ._estimate import estimate_specs
+
+    return estimate_specs(df, column, [spec], client=client)
+
+
 @dataclass
 class RunContext:
     """What a run shares with the runs around it: ``compare`` passes one bar and one budget to every cell.
@@ -303,6 +309,7 @@ async def atranscribe_column(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     upload_format: UploadFormat = "original",
     timeout: TimeoutArg | None = None,
+    dry_run: bool = False,
 ) -> pd.DataFrame:
     """The awaitable twin of ``transcribe_column`` (same arguments), for code already in an event loop.
 
@@ -316,6 +323,8 @@ async def atranscribe_column(
         refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
         max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
     )  # fmt: skip
+    if dry_run:
+        return await asyncio.to_thread(_dry_run, df, column, spec, client)
     return await run_frame(
         df, column, spec, output=output, prefix=prefix, client=client, progress=progress, overwrite=overwrite
     )
@@ -406,6 +415,7 @@ def transcribe_column(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     upload_format: UploadFormat = "original",
     timeout: TimeoutArg | None = None,
+    dry_run: bool = False,
 ) -> pd.DataFrame:
     """Transcribe the audio files named in ``df[column]``; return a copy with result columns added.
 
@@ -426,6 +436,8 @@ def transcribe_column(
       "raise" stops at the first. A 401, 402 or 404 (unknown model) always stops the run at once.
     - ``output``: also write the result to this file, in the format its extension names: ``.parquet``
       (with the schema and run metadata; see ``read_results``), ``.csv`` or ``.jsonl``.
+    - ``dry_run``: send nothing; return ``stt_frames.estimate``'s frame instead (files, audio hours, bytes
+      and requests to send, rows already cached, price per minute and projected cost).
     - ``overwrite``: the frame already holds result columns (an earlier run): True replaces them; by
       default that is an error, and ``prefix=`` keeps both.
     - ``client``: a ``Client``/``AsyncClient`` whose settings to use (key, base_url, retries ...).
@@ -454,6 +466,8 @@ def transcribe_column(
         max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
     )  # fmt: skip
     _check_frame(df, column, spec, prefix, output=output, overwrite=overwrite)
+    if dry_run:
+        return _dry_run(df, column, spec, client)
     bar = _progress_for(progress, len(df), f"{prefix}{spec.model}")
     return run_sync(
         lambda interrupt: run_frame(

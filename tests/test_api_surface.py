@@ -58,6 +58,7 @@ PUBLIC = [
     "cache_info",
     "clear_cache",
     "compare",
+    "estimate",
     "leaderboard",
     "plot_leaderboard",
     "read_results",
@@ -82,7 +83,8 @@ def test_the_public_names_are_exactly_these() -> None:
 def test_submodules_named_like_a_function_do_not_shadow_it() -> None:
     importlib.import_module("stt_frames._compare")
     importlib.import_module("stt_frames._leaderboard")
-    assert callable(stt_frames.compare) and callable(stt_frames.leaderboard)
+    importlib.import_module("stt_frames._estimate")
+    assert callable(stt_frames.compare) and callable(stt_frames.leaderboard) and callable(stt_frames.estimate)
 
 
 def test_all_is_sorted_unique_strings() -> None:

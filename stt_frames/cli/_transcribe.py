@@ -133,7 +133,27 @@ def _check_columns(df: pd.DataFrame, source: str, **options: str | None) -> None
             raise UsageError(f"{flag} {name!r} is not a column of {source!r}; columns are {list(df.columns)}")
 
 
-def _check_output(path: str, *, folder: bool) -> None:
+def _add_dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing: print the files, audio hours, bytes and requests to send, rows already cached, "
+        "price per minute and projected cost (-o not needed)",
+    )
+
+
+def _print_estimate(table: pd.DataFrame, prog: str) -> int:
+    import pandas as pd
+
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.precision", 4):
+        print(table.to_string(index=False))
+    print(f"{prog}: dry run: nothing was sent", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _check_output(path: str | None, *, folder: bool) -> None:
+    if not path:
+        raise UsageError("-o/--output is required (or --dry-run to send nothing)")
     p = Path(path)
     if not folder and p.is_dir():
         raise UsageError(f"-o {path!r} is a folder; give a file name such as out.parquet")
@@ -202,9 +222,8 @@ def add_transcribe(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argu
         "--language-column", metavar="COL", help="column of per-row language codes (--language fills empty ones)"
     )
     add_run_options(p)
-    p.add_argument(
-        "-o", "--output", required=True, metavar="OUT.parquet", help="file to write: .parquet, .csv or .jsonl"
-    )
+    p.add_argument("-o", "--output", metavar="OUT.parquet", help="file to write: .parquet, .csv or .jsonl (required)")
+    _add_dry_run(p)
     p.set_defaults(func=run_transcribe, prog=p.prog)
     return p
 
@@ -213,7 +232,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
     """Run ``stt-frames transcribe``; returns 0, or 1 when some rows failed."""
     from ..frame import transcribe_column
 
-    _check_output(args.output, folder=False)
+    if not args.dry_run:
+        _check_output(args.output, folder=False)
     df = load_input(args.input, args.column)
     _check_columns(df, args.input, language_column=args.language_column)
     with make_client(args) as client:
@@ -223,10 +243,13 @@ def run_transcribe(args: argparse.Namespace) -> int:
             model=args.model,
             language=args.language,
             language_column=args.language_column,
-            output=args.output,
+            output=None if args.dry_run else args.output,
             client=client,
+            dry_run=args.dry_run,
             **run_options(args),
         )
+    if args.dry_run:
+        return _print_estimate(out, args.prog)
     print(f"{args.prog}: wrote {args.output}: {_summary(out)}", file=sys.stderr)
     for line in _first_errors(out, args.column):
         print(line, file=sys.stderr)
@@ -263,7 +286,8 @@ def add_compare(subparsers: argparse._SubParsersAction[Any]) -> argparse.Argumen
     )
     p.add_argument("--reference", metavar="COL", help="column of reference transcripts to score against")
     add_run_options(p)
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the partitioned dataset")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder for the partitioned dataset (required)")
+    _add_dry_run(p)
     p.set_defaults(func=run_compare, prog=p.prog)
     return p
 
@@ -275,7 +299,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from .._compare import compare
     from .._leaderboard import leaderboard
 
-    _check_output(args.output, folder=True)
+    if not args.dry_run:
+        _check_output(args.output, folder=True)
     df = load_input(args.input, args.column)
     _check_columns(df, args.input, reference=args.reference)
     with make_client(args) as client:
@@ -285,10 +310,13 @@ def run_compare(args: argparse.Namespace) -> int:
             models=args.models,
             languages=args.languages,
             reference=args.reference,
-            output=args.output,
+            output=None if args.dry_run else args.output,
             client=client,
+            dry_run=args.dry_run,
             **run_options(args),
         )
+    if args.dry_run:
+        return _print_estimate(results, args.prog)
     board = leaderboard(results)
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.precision", 4):
         print(board.to_string(index=False))
