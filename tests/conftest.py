@@ -1,10 +1,18 @@
-"""Shared fixtures. Every test gets a private cache directory and a clean OPENROUTER_* environment."""
+"""Shared fixtures. Every test gets a private cache directory and a clean OPENROUTER_* environment.
+
+Servers: ``server`` (the default local server's URL), ``local_server(**options)`` (one running server per
+set of options for the session, stats zeroed on each call), ``make_app(**options)`` / ``shared_app(**options)``
+(in-process apps for ``httpx.ASGITransport``). No test file starts a server of its own; the launcher's own
+tests (test_local_server.py, test_server_options.py) aside. ``tmp_cache``: a ``Cache`` in a fresh directory.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +66,106 @@ def _make_wav(seconds: float = 1.0, *, rate: int = 16_000, freq: float = 440.0, 
 def wav_factory() -> Callable[..., bytes]:
     """``wav_factory(seconds=1.0, rate=16000, freq=440.0, channels=1)``: a sine-tone WAV file's bytes."""
     return _make_wav
+
+
+# --- shared servers: every test that needs the local server gets it here --------------------------------------
+
+#: The prices of the default server (``server`` fixture): fake/echo costs something, so cost columns are > 0.
+DEFAULT_PRICES: dict[str, float] = {"fake/echo": 0.06}
+
+
+def _options_key(options: Mapping[str, Any]) -> str:
+    """A stable key for a set of options (mappings sorted, so ``prices`` given in any order share a server)."""
+
+    def canon(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return sorted((k, canon(v)) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return tuple(canon(v) for v in value)
+        return value
+
+    return repr(canon(options))
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[Callable[..., str]]:
+    """``local_server(**options)``: the base URL of a running local server, its stats zeroed.
+
+    Takes what ``serve_local`` takes (server options such as ``latency=``, ``fail_rate=``, ``prices=``, and
+    ``process=True``). One server runs per distinct set of options for the whole session; each call zeroes its
+    stats and restarts its fault sequence (``reset_stats``), so a test sees the server as if it were new.
+    All of them stop at the end of the session.
+    """
+    import stt_frames
+    from stt_frames.server import reset_stats
+
+    servers: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+
+        def get(**options: Any) -> str:
+            key = _options_key(options)
+            url = servers.get(key)
+            if url is None:
+                url = servers[key] = stack.enter_context(stt_frames.serve_local(**options))
+            else:
+                reset_stats(url, api_key=options.get("api_key"))
+            return url
+
+        yield get
+
+
+@pytest.fixture
+def server(local_server: Callable[..., str]) -> str:
+    """The base URL of the default local server (fake/echo priced at ``DEFAULT_PRICES``), stats zeroed."""
+    return local_server(prices=DEFAULT_PRICES)
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[..., Any]]:
+    """``make_app(**options)``: a new in-process server app (``create_app``), closed after the test.
+
+    For ``httpx.ASGITransport``; its worker processes (pocketsphinx) stop when the test ends.
+    """
+    from stt_frames.server import create_app
+
+    apps: list[Any] = []
+
+    def make(*args: Any, **options: Any) -> Any:
+        app = create_app(*args, **options)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.state.stt.close()
+
+
+@pytest.fixture(scope="session")
+def shared_app() -> Iterator[Callable[..., Any]]:
+    """``shared_app(**options)``: one in-process app per distinct set of options for the session.
+
+    For tests that never read its stats (fuzzing): build once, reuse, close at the end of the session.
+    """
+    from stt_frames.server import create_app
+
+    apps: dict[str, Any] = {}
+
+    def get(**options: Any) -> Any:
+        key = _options_key(options)
+        if key not in apps:
+            apps[key] = create_app(**options)
+        return apps[key]
+
+    yield get
+    for app in apps.values():
+        app.state.stt.close()
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path) -> Iterator[Any]:
+    """A ``Cache`` in a fresh directory of its own (``tmp_cache.path``), closed after the test."""
+    from stt_frames.cache import Cache
+
+    cache = Cache(tmp_path / "cache")
+    yield cache
+    cache.close()

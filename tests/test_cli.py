@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -64,10 +65,14 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> bool:
     return result.stderr.count("\n") == 1 and ": error: " in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    with stt_frames.serve_local(prices={"fake/echo": 0.06}) as base_url:
-        yield base_url
+@pytest.fixture(scope="module")
+def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding exactly the clips of data/samples.csv, at the same relative paths (data/real/ aside)."""
+    folder = tmp_path_factory.mktemp("samples")
+    for rel in pd.read_csv(DATA / "samples.csv")["path"]:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DATA / rel, folder / rel)
+    return folder
 
 
 def billed(base_url: str) -> dict[str, int]:
@@ -127,36 +132,39 @@ def test_a_spending_cap_of_zero_sends_nothing_and_exits_1(server: str, tmp_path:
     assert stt_frames.read_results(out)["error"].str.contains("max_cost").all()
 
 
-def test_transcribe_a_folder_finds_every_clip(server: str, tmp_path: Path) -> None:
+def test_transcribe_a_folder_finds_every_clip(server: str, tmp_path: Path, samples_dir: Path) -> None:
     out = tmp_path / "out.parquet"
-    result = cli("transcribe", str(DATA), "--model", "fake/echo", "--base-url", server, "--no-progress", "-o", str(out))
+    args = ("transcribe", str(samples_dir), "--model", "fake/echo", "--base-url", server, "--no-progress")
+    result = cli(*args, "-o", str(out))
     assert result.returncode == 0, result.stderr
     df = stt_frames.read_results(out)
-    expected = sorted(str(DATA / p) for p in pd.read_csv(DATA / "samples.csv")["path"])
+    expected = sorted(str(samples_dir / p) for p in pd.read_csv(DATA / "samples.csv")["path"])
     assert list(df["path"]) == expected  # every contract format, recursively, sorted
     assert df["error"].isna().all() and df["text"].notna().all()
 
 
-def test_interrupt_exits_130_and_the_same_command_resumes(tmp_path: Path) -> None:
+def test_interrupt_exits_130_and_the_same_command_resumes(
+    local_server: Callable[..., str], tmp_path: Path, samples_dir: Path
+) -> None:
     out = tmp_path / "out.parquet"
-    with stt_frames.serve_local(latency=0.25) as url:
-        args = ("transcribe", str(DATA), "--model", "fake/echo", "--base-url", url, "--concurrency", "2")
-        proc = subprocess.Popen(
-            cli_cmd(*args, "--no-progress", "-o", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        deadline = time.monotonic() + 30
-        while get_stats(url)["total_requests"] < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130, err
-        line = err.strip()
-        assert "\n" not in line and "Traceback" not in err
-        assert "interrupted" in line and "run the same command again to resume" in line
-        finished = int(line.split(" rows finished")[0].rsplit(" ", 1)[1])
-        assert 0 < finished < N_SAMPLES and not out.exists()
+    url = local_server(latency=0.25)
+    args = ("transcribe", str(samples_dir), "--model", "fake/echo", "--base-url", url, "--concurrency", "2")
+    proc = subprocess.Popen(
+        cli_cmd(*args, "--no-progress", "-o", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while get_stats(url)["total_requests"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in err
+    assert "interrupted" in line and "run the same command again to resume" in line
+    finished = int(line.split(" rows finished")[0].rsplit(" ", 1)[1])
+    assert 0 < finished < N_SAMPLES and not out.exists()
 
-        again = cli(*args, "--no-progress", "-o", str(out))
+    again = cli(*args, "--no-progress", "-o", str(out))
     assert again.returncode == 0, again.stderr
     assert f"{N_SAMPLES} rows, 0 failed, {finished} cached" in again.stderr
 
@@ -243,14 +251,16 @@ def test_chunk_seconds_none_refuses_a_file_over_max_upload_mb_before_sending_it(
     assert f" spent; 1 request sent, {uploaded / 1e6:,.1f} MB uploaded\n" in result.stderr
 
 
-def test_timeout_and_the_possibly_billed_twice_count_in_the_summary(tmp_path: Path, long_csv: Path) -> None:
+def test_timeout_and_the_possibly_billed_twice_count_in_the_summary(
+    local_server: Callable[..., str], tmp_path: Path, long_csv: Path
+) -> None:
     """A server slower than --timeout: each request goes out twice, then its row fails; the summary says so."""
-    with stt_frames.serve_local(latency=2.0) as url:
-        result = cli(
-            "transcribe", str(long_csv), "--model", "fake/echo", "--base-url", url, "--no-progress", "--no-cache",
-            "--chunk-seconds", "off", "--timeout", "0.3", "-o", str(tmp_path / "out.parquet"),
-        )  # fmt: skip
-        sent = get_stats(url)["total_requests"]
+    url = local_server(latency=2.0)
+    result = cli(
+        "transcribe", str(long_csv), "--model", "fake/echo", "--base-url", url, "--no-progress", "--no-cache",
+        "--chunk-seconds", "off", "--timeout", "0.3", "-o", str(tmp_path / "out.parquet"),
+    )  # fmt: skip
+    sent = get_stats(url)["total_requests"]
     assert result.returncode == 1, result.stderr
     assert sent == 4  # 2 rows x 2 sends, never a third
     assert "2 requests sent" in result.stderr
@@ -295,9 +305,9 @@ def test_bad_long_recording_options_exit_2() -> None:
 # -- cache -----------------------------------------------------------------------------------------------
 
 
-def test_cache_info_and_clear(server: str, tmp_path: Path) -> None:
+def test_cache_info_and_clear(server: str, tmp_path: Path, samples_dir: Path) -> None:
     cache_dir = tmp_path / "cache"
-    args = ("transcribe", str(DATA), "--model", "fake/echo", "--base-url", server, "--no-progress")
+    args = ("transcribe", str(samples_dir), "--model", "fake/echo", "--base-url", server, "--no-progress")
     assert cli(*args, "--cache-dir", str(cache_dir), "-o", str(tmp_path / "a.parquet")).returncode == 0
 
     info = cli("cache", "info", "--json", "--cache-dir", str(cache_dir))
@@ -388,14 +398,14 @@ def test_a_cache_dir_whose_parent_is_missing_exits_2_and_creates_nothing(tmp_pat
     assert fresh.returncode == 0 and (tmp_path / "new-cache").is_dir(), fresh.stderr
 
 
-def test_a_rejected_key_exits_3_and_is_never_shown(tmp_path: Path) -> None:
+def test_a_rejected_key_exits_3_and_is_never_shown(local_server: Callable[..., str], tmp_path: Path) -> None:
     out = tmp_path / "o.parquet"
-    with stt_frames.serve_local(api_key="k") as url:
-        result = cli(
-            "transcribe", str(DATA), "--model", "fake/echo", "--base-url", url, "-o", str(out),
-            env={"OPENROUTER_API_KEY": CANARY},
-        )  # fmt: skip
-        assert get_stats(url, api_key="k")["statuses"].get("401", 0) >= 1
+    url = local_server(api_key="k")
+    result = cli(
+        "transcribe", str(DATA), "--model", "fake/echo", "--base-url", url, "-o", str(out),
+        env={"OPENROUTER_API_KEY": CANARY},
+    )  # fmt: skip
+    assert get_stats(url, api_key="k")["statuses"].get("401", 0) >= 1
     assert result.returncode == 3, result.stderr
     assert CANARY not in result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]

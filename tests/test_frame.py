@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -33,12 +33,6 @@ def samples(n: int | None = None, formats: tuple[str, ...] = ("wav", "flac")) ->
     df = df[df["format"].isin(formats)].reset_index(drop=True)
     df["path"] = [str(DATA / p) for p in df["path"]]
     return df.head(n) if n else df
-
-
-@pytest.fixture
-def server() -> Iterator[str]:
-    with stt_frames.serve_local(prices={"fake/echo": 0.06}) as base_url:
-        yield base_url
 
 
 def billed(base_url: str) -> dict[str, int]:
@@ -165,30 +159,30 @@ def test_the_awaitable_twin(server: str) -> None:
     assert out["text"].notna().all()
 
 
-def test_faults_every_good_row_succeeds_and_nothing_is_billed_twice() -> None:
+def test_faults_every_good_row_succeeds_and_nothing_is_billed_twice(local_server: Callable[..., str]) -> None:
     # error statuses are answers: retried as often as max_retries allows. Lost answers ("drop") are sent
     # at most twice, which tests/test_long_audio.py covers.
     df = samples()
-    with stt_frames.serve_local(fail_rate=0.3, seed=7, faults=("429", "500", "502", "503")) as url:
-        out = stt_frames.transcribe_column(
-            df,
-            model="fake/echo",
-            client=stt_frames.Client(base_url=url, max_retries=8),
-            progress=False,
-            concurrency=8,
-        )
-        stats = get_stats(url)
+    url = local_server(fail_rate=0.3, seed=7, faults=("429", "500", "502", "503"))
+    out = stt_frames.transcribe_column(
+        df,
+        model="fake/echo",
+        client=stt_frames.Client(base_url=url, max_retries=8),
+        progress=False,
+        concurrency=8,
+    )
+    stats = get_stats(url)
     assert out["error"].isna().all(), out["error"].dropna().tolist()
     assert sum(stats["faults"].values()) > 0, stats["faults"]
     assert max(stats["billed"].values()) == 1 and len(stats["billed"]) == len(df)
 
 
-def test_rate_limits_slow_the_run_down_and_it_finishes() -> None:
+def test_rate_limits_slow_the_run_down_and_it_finishes(local_server: Callable[..., str]) -> None:
     df = samples()
-    with stt_frames.serve_local(fail_rate=0.5, seed=3, faults=("429",), retry_after=0.05) as url:
-        client = stt_frames.Client(base_url=url, max_retries=12)
-        out = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=16)
-        stats = get_stats(url)
+    url = local_server(fail_rate=0.5, seed=3, faults=("429",), retry_after=0.05)
+    client = stt_frames.Client(base_url=url, max_retries=12)
+    out = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=16)
+    stats = get_stats(url)
     assert out["error"].isna().all()
     assert stats["faults"].get("429", 0) > 0
 
@@ -206,13 +200,13 @@ def test_spending_cap_stops_new_requests(server: str) -> None:
     assert out["text"].notna().sum() >= 3  # it spent most of the budget before stopping
 
 
-def test_401_aborts_at_once_with_a_clear_error() -> None:
+def test_401_aborts_at_once_with_a_clear_error(local_server: Callable[..., str]) -> None:
     df = samples(8)
-    with stt_frames.serve_local(api_key="right-key") as url:
-        client = stt_frames.Client(base_url=url, api_key=CANARY)
-        with pytest.raises(stt_frames.AuthenticationError) as info:
-            stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=1)
-        stats = get_stats(url, api_key="right-key")
+    url = local_server(api_key="right-key")
+    client = stt_frames.Client(base_url=url, api_key=CANARY)
+    with pytest.raises(stt_frames.AuthenticationError) as info:
+        stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, concurrency=1)
+    stats = get_stats(url, api_key="right-key")
     assert "OPENROUTER_API_KEY" in str(info.value) and CANARY not in str(info.value)
     assert stats["total_requests"] == 1  # stopped after the first answer
     assert len(info.value.partial) == 8  # type: ignore[attr-defined]
@@ -223,20 +217,22 @@ def test_unknown_model_aborts(server: str) -> None:
         run(samples(2), server, model="nobody/nothing")
 
 
-def test_parquet_round_trip_and_no_key_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parquet_round_trip_and_no_key_anywhere(
+    local_server: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", CANARY)
     cache_dir = tmp_path / "cache"
-    with stt_frames.serve_local(api_key=CANARY) as url:
-        df = samples(4)
-        target = tmp_path / "out.parquet"
-        out = stt_frames.transcribe_column(
-            df,
-            model="fake/echo",
-            client=stt_frames.Client(base_url=url),
-            cache=cache_dir,
-            output=target,
-            progress=False,
-        )
+    url = local_server(api_key=CANARY)
+    df = samples(4)
+    target = tmp_path / "out.parquet"
+    out = stt_frames.transcribe_column(
+        df,
+        model="fake/echo",
+        client=stt_frames.Client(base_url=url),
+        cache=cache_dir,
+        output=target,
+        progress=False,
+    )
     back = stt_frames.read_results(target)
     pd.testing.assert_frame_equal(back, out)
     meta = back.attrs["stt_frames"]
@@ -290,23 +286,23 @@ def test_unwritable_cache_location_is_a_clear_error(tmp_path: Path) -> None:
         Cache(blocker / "cache")
 
 
-def test_interrupt_keeps_finished_rows_and_resume_sends_only_the_rest() -> None:
+def test_interrupt_keeps_finished_rows_and_resume_sends_only_the_rest(local_server: Callable[..., str]) -> None:
     df = samples()
-    with stt_frames.serve_local(latency=0.3) as url:
-        timer = threading.Timer(1.0, _thread.interrupt_main)
-        timer.start()
-        try:
-            with pytest.raises(Interrupted) as info:
-                run(df, url, concurrency=2)
-        finally:
-            timer.cancel()
-        partial = info.value.partial
-        done = int(partial["text"].notna().sum())
-        assert 0 < done < len(df), done
-        assert "run the same call again" in str(info.value)
-        sent_before = get_stats(url)["total_requests"]
-        out = run(df, url, concurrency=8)
-        sent_after = get_stats(url)["total_requests"]
+    url = local_server(latency=0.3)
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(Interrupted) as info:
+            run(df, url, concurrency=2)
+    finally:
+        timer.cancel()
+    partial = info.value.partial
+    done = int(partial["text"].notna().sum())
+    assert 0 < done < len(df), done
+    assert "run the same call again" in str(info.value)
+    sent_before = get_stats(url)["total_requests"]
+    out = run(df, url, concurrency=8)
+    sent_after = get_stats(url)["total_requests"]
     assert out["error"].isna().all()
     assert out["cached"].sum() >= done
     # the rerun sent only rows that had not finished (requests in flight at the interrupt were lost)
@@ -321,32 +317,32 @@ stt_frames.transcribe_column(df, model="fake/echo", client=stt_frames.Client(bas
 """
 
 
-def test_kill_9_mid_run_then_rerun_sends_only_what_is_missing(tmp_path: Path) -> None:
+def test_kill_9_mid_run_then_rerun_sends_only_what_is_missing(local_server: Callable[..., str], tmp_path: Path) -> None:
     df = samples()
     pickle = tmp_path / "df.pkl"
     df.to_pickle(pickle)
     db = Path(os.environ["STT_FRAMES_CACHE_DIR"]) / "cache.sqlite3"
-    with stt_frames.serve_local(latency=0.25) as url:
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(pickle), url])
-        deadline = time.monotonic() + 60
-        stored = 0
-        while time.monotonic() < deadline and stored < 4:
-            time.sleep(0.1)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as con:
-                        stored = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-                except sqlite3.OperationalError:
-                    stored = 0
-        child.kill()
-        child.wait(timeout=10)
-        assert stored >= 4, "the child never stored answers"
-        with sqlite3.connect(db) as con:
-            survived = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-        assert survived < len(df)
-        sent_before = get_stats(url)["total_requests"]
-        out = run(df, url, concurrency=8)
-        sent_after = get_stats(url)["total_requests"]
+    url = local_server(latency=0.25)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(pickle), url])
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline and stored < 4:
+        time.sleep(0.1)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    stored = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+    child.kill()
+    child.wait(timeout=10)
+    assert stored >= 4, "the child never stored answers"
+    with sqlite3.connect(db) as con:
+        survived = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert survived < len(df)
+    sent_before = get_stats(url)["total_requests"]
+    out = run(df, url, concurrency=8)
+    sent_after = get_stats(url)["total_requests"]
     assert out["error"].isna().all()
     assert int(out["cached"].sum()) == survived
     assert sent_after - sent_before == len(df) - survived
@@ -372,12 +368,12 @@ def test_bad_arguments_say_what_is_wrong_and_send_nothing(kwargs: dict[str, obje
         stt_frames.transcribe_column(df, **args)  # type: ignore[arg-type]
 
 
-def test_402_out_of_credits_stops_the_run_after_storing_finished_rows() -> None:
+def test_402_out_of_credits_stops_the_run_after_storing_finished_rows(local_server: Callable[..., str]) -> None:
     df = samples(8)
-    with stt_frames.serve_local(fail_rate=0.3, seed=2, faults=("402",)) as url:
-        with pytest.raises(stt_frames.PaymentRequiredError) as info:
-            run(df, url, concurrency=1)
-        stats = get_stats(url)
+    url = local_server(fail_rate=0.3, seed=2, faults=("402",))
+    with pytest.raises(stt_frames.PaymentRequiredError) as info:
+        run(df, url, concurrency=1)
+    stats = get_stats(url)
     assert "402" in str(info.value) and "add credits" in str(info.value)
     assert stats["faults"] == {"402": 1}  # stopped at the first 402: nothing sent after it
     partial = info.value.partial  # type: ignore[attr-defined]
