@@ -41,6 +41,24 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("STT_FRAMES_CACHE_DIR", str(tmp_path_factory.mktemp("stt-cache")))
 
 
+@pytest.fixture(scope="session")
+def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of data/ holding exactly samples.csv and its clips, at the same relative paths.
+
+    For tests that count the files of a folder: data/real/ (and whatever data/ gains later) leaves it alone.
+    """
+    import csv
+    import shutil
+
+    folder = tmp_path_factory.mktemp("samples")
+    shutil.copyfile(DATA / "samples.csv", folder / "samples.csv")
+    with (DATA / "samples.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            (folder / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(DATA / row["path"], folder / row["path"])
+    return folder
+
+
 # --- local server helpers (tests/test_server*.py, test_local_server.py, test_openrouter_sdk.py) ---
 
 

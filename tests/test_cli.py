@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -63,16 +62,6 @@ def cli_many(commands: Sequence[tuple[Sequence[str], Mapping[str, str]]]) -> lis
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> bool:
     return result.stderr.count("\n") == 1 and ": error: " in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding exactly the clips of data/samples.csv, at the same relative paths (data/real/ aside)."""
-    folder = tmp_path_factory.mktemp("samples")
-    for rel in pd.read_csv(DATA / "samples.csv")["path"]:
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(DATA / rel, folder / rel)
-    return folder
 
 
 def billed(base_url: str) -> dict[str, int]:

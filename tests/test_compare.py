@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -37,21 +37,21 @@ def _edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def grid() -> Iterator[tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]]:
+def grid(local_server: Callable[..., str]) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]]:
     df = pd.read_csv(DATA / "samples.csv")
     df = df[df["language"] == "en"].head(8).reset_index(drop=True)
     df["path"] = [str(DATA / p) for p in df["path"]]
     df.loc[len(df)] = {"path": str(DATA / "missing.wav"), "language": "en", "reference": "nothing here"}
-    with stt_frames.serve_local() as url:
-        results = stt_frames.compare(
-            df,
-            models=MODELS,
-            languages=LANGUAGES,
-            reference="reference",
-            client=stt_frames.Client(base_url=url),
-            progress=False,
-        )
-        stats = get_stats(url)
+    url = local_server()
+    results = stt_frames.compare(
+        df,
+        models=MODELS,
+        languages=LANGUAGES,
+        reference="reference",
+        client=stt_frames.Client(base_url=url),
+        progress=False,
+    )
+    stats = get_stats(url)
     yield df, results, stats
 
 
@@ -140,30 +140,30 @@ def test_partitioned_dataset_reads_back_everywhere(
     assert rows[0][0] == len(results)
 
 
-def test_spending_cap_applies_to_the_whole_grid() -> None:
+def test_spending_cap_applies_to_the_whole_grid(local_server: Callable[..., str]) -> None:
     df = pd.read_csv(DATA / "samples.csv").head(6)
     df["path"] = [str(DATA / p) for p in df["path"]]
-    with stt_frames.serve_local(prices={"fake/echo": 0.6}) as url:
-        one = stt_frames.transcribe_column(
-            df.head(1), model="fake/echo", client=stt_frames.Client(base_url=url), progress=False, cache=False
-        )["cost"].iloc[0]
-        before = get_stats(url)["cost"]
-        cap = one * 8  # less than the grid's 6 clips x 2 languages
-        results = stt_frames.compare(
-            df,
-            models=["fake/echo"],
-            languages=["en", "fr"],
-            max_cost=cap,
-            client=stt_frames.Client(base_url=url),
-            progress=False,
-        )
-        spent = get_stats(url)["cost"] - before
+    url = local_server(prices={"fake/echo": 0.6})
+    one = stt_frames.transcribe_column(
+        df.head(1), model="fake/echo", client=stt_frames.Client(base_url=url), progress=False, cache=False
+    )["cost"].iloc[0]
+    before = get_stats(url)["cost"]
+    cap = one * 8  # less than the grid's 6 clips x 2 languages
+    results = stt_frames.compare(
+        df,
+        models=["fake/echo"],
+        languages=["en", "fr"],
+        max_cost=cap,
+        client=stt_frames.Client(base_url=url),
+        progress=False,
+    )
+    spent = get_stats(url)["cost"] - before
     assert spent <= cap + 1e-12
     assert results["error"].str.contains("max_cost", na=False).sum() >= 3
     assert results[results["language"] == "fr"]["error"].notna().any()
 
 
-def test_long_recordings_are_chunked_in_every_cell(tmp_path: Path) -> None:
+def test_long_recordings_are_chunked_in_every_cell(local_server: Callable[..., str], tmp_path: Path) -> None:
     """chunk_seconds, max_upload_bytes and upload_format reach every cell: the long file is cut into the
     same chunks for each language, the short clip goes whole, and the server gets one request per chunk."""
     from recordings import speech_recording, write_audio
@@ -171,18 +171,18 @@ def test_long_recordings_are_chunked_in_every_cell(tmp_path: Path) -> None:
     rec = speech_recording(40, seed=2)
     long = write_audio(tmp_path / "long.wav", rec.samples)
     df = pd.DataFrame({"path": [str(long), str(DATA / pd.read_csv(DATA / "samples.csv")["path"].iloc[0])]})
-    with stt_frames.serve_local() as url:
-        results = stt_frames.compare(
-            df,
-            models=["fake/echo"],
-            languages=[None, "en"],
-            client=stt_frames.Client(base_url=url),
-            progress=False,
-            chunk_seconds=15,
-            max_upload_bytes=2**20,
-            upload_format="flac",
-        )
-        stats = get_stats(url)
+    url = local_server()
+    results = stt_frames.compare(
+        df,
+        models=["fake/echo"],
+        languages=[None, "en"],
+        client=stt_frames.Client(base_url=url),
+        progress=False,
+        chunk_seconds=15,
+        max_upload_bytes=2**20,
+        upload_format="flac",
+    )
+    stats = get_stats(url)
     assert results["error"].isna().all(), results["error"].dropna().tolist()
     assert str(results["chunks"].dtype) == "Int64"
     chunks = results.groupby("row_id")["chunks"].agg(["min", "max"])
@@ -192,19 +192,19 @@ def test_long_recordings_are_chunked_in_every_cell(tmp_path: Path) -> None:
     assert results.loc[results["row_id"] == 0, "seconds"].to_numpy(dtype=float) == pytest.approx(rec.seconds, abs=0.1)
 
 
-def test_timeout_reaches_every_cell() -> None:
+def test_timeout_reaches_every_cell(local_server: Callable[..., str]) -> None:
     """A server slower than ``timeout=``: each cell's request is sent twice, then fails and says why."""
     df = pd.DataFrame({"path": [str(DATA / pd.read_csv(DATA / "samples.csv")["path"].iloc[0])]})
-    with stt_frames.serve_local(latency=2.0) as url:
-        results = stt_frames.compare(
-            df,
-            models=["fake/echo"],
-            languages=["en", "fr"],
-            client=stt_frames.Client(base_url=url),
-            progress=False,
-            cache=False,
-            timeout=0.3,
-        )
-        stats = get_stats(url)
+    url = local_server(latency=2.0)
+    results = stt_frames.compare(
+        df,
+        models=["fake/echo"],
+        languages=["en", "fr"],
+        client=stt_frames.Client(base_url=url),
+        progress=False,
+        cache=False,
+        timeout=0.3,
+    )
+    stats = get_stats(url)
     assert results["error"].str.contains("not sent a third time").all(), results["error"].tolist()
     assert stats["total_requests"] == 4  # 2 cells x 2 sends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -38,13 +39,15 @@ def test_the_module_is_a_submodule_and_does_not_shadow_dask() -> None:
     assert "stt_frames" not in Path(dask.__file__).parts
 
 
-def test_meta_is_the_input_plus_the_result_columns_and_nothing_runs(tmp_path: Path) -> None:
+def test_meta_is_the_input_plus_the_result_columns_and_nothing_runs(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     ddf = dd.from_pandas(samples(8), npartitions=2)
-    with stt_frames.serve_local() as url:
-        out = stt_frames.dask.transcribe(
-            ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=tmp_path, prefix="m1_"
-        )
-        assert get_stats(url)["total_requests"] == 0  # lazy: nothing sent yet
+    url = local_server()
+    out = stt_frames.dask.transcribe(
+        ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=tmp_path, prefix="m1_"
+    )
+    assert get_stats(url)["total_requests"] == 0  # lazy: nothing sent yet
     assert list(out.columns) == [*ddf.columns, *(f"m1_{name}" for name in RESULT_COLUMNS)]
     for name, (dtype, _) in RESULT_COLUMNS.items():
         assert str(out.dtypes[f"m1_{name}"]) == dtype, name
@@ -80,7 +83,9 @@ def test_a_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
         stt_frames.dask.transcribe(ddf, model="fake/echo")
 
 
-def test_the_map_partitions_recipe_in_the_docstring_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_map_partitions_recipe_in_the_docstring_works(
+    local_server: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dask.dataframe.utils import make_meta
 
     from stt_frames.results import empty_results
@@ -88,23 +93,25 @@ def test_the_map_partitions_recipe_in_the_docstring_works(tmp_path: Path, monkey
     ddf = dd.from_pandas(samples(6), npartitions=3)
     meta = make_meta(ddf)
     meta = meta.assign(**empty_results(meta.index))
-    with stt_frames.serve_local() as url:
-        monkeypatch.setenv("OPENROUTER_BASE_URL", url)  # the recipe takes the endpoint from the environment
-        out = ddf.map_partitions(
-            stt_frames.transcribe_column, column="path", model="fake/echo", progress=False,
-            cache=str(tmp_path), meta=meta,
-        ).compute(scheduler="sync")  # fmt: skip
+    url = local_server()
+    monkeypatch.setenv("OPENROUTER_BASE_URL", url)  # the recipe takes the endpoint from the environment
+    out = ddf.map_partitions(
+        stt_frames.transcribe_column, column="path", model="fake/echo", progress=False,
+        cache=str(tmp_path), meta=meta,
+    ).compute(scheduler="sync")  # fmt: skip
     assert out["error"].isna().all() and len(out) == 6
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(60)
-def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(tmp_path: Path) -> None:
+def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     df = samples(24)
     ddf = dd.from_pandas(df, npartitions=4)
     cache = tmp_path / "shared-cache"  # one cache for both worker processes, passed explicitly
+    url = local_server()
     with (
-        stt_frames.serve_local() as url,
         distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
         distributed.Client(cluster) as dask_client,
     ):
@@ -136,7 +143,7 @@ def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(
         assert str(back[name].dtype) == dtype, name
 
 
-def test_a_long_recording_is_chunked_on_the_workers(tmp_path: Path) -> None:
+def test_a_long_recording_is_chunked_on_the_workers(local_server: Callable[..., str], tmp_path: Path) -> None:
     """chunk_seconds, max_upload_bytes and upload_format reach the partitions: the long file comes back
     as one row in as many chunks as the server got requests for it; the short clips go whole."""
     from recordings import speech_recording, write_audio
@@ -145,18 +152,18 @@ def test_a_long_recording_is_chunked_on_the_workers(tmp_path: Path) -> None:
     df = samples(3)
     df.loc["long"] = {**df.iloc[0].to_dict(), "path": str(write_audio(tmp_path / "long.wav", rec.samples))}
     ddf = dd.from_pandas(df, npartitions=2)
-    with stt_frames.serve_local() as url:
-        out = stt_frames.dask.transcribe(
-            ddf,
-            model="fake/echo",
-            client=stt_frames.Client(base_url=url),
-            cache=tmp_path / "cache",
-            chunk_seconds=15,
-            max_upload_bytes=2**20,
-            upload_format="flac",
-            timeout=httpx.Timeout(60.0, connect=5.0),
-        ).compute(scheduler="sync")
-        stats = get_stats(url)
+    url = local_server()
+    out = stt_frames.dask.transcribe(
+        ddf,
+        model="fake/echo",
+        client=stt_frames.Client(base_url=url),
+        cache=tmp_path / "cache",
+        chunk_seconds=15,
+        max_upload_bytes=2**20,
+        upload_format="flac",
+        timeout=httpx.Timeout(60.0, connect=5.0),
+    ).compute(scheduler="sync")
+    stats = get_stats(url)
     assert out["error"].isna().all(), out["error"].dropna().tolist()
     assert list(out.index) == list(df.index)
     assert str(out["chunks"].dtype) == "Int64"
@@ -166,13 +173,13 @@ def test_a_long_recording_is_chunked_on_the_workers(tmp_path: Path) -> None:
     assert stats["total_requests"] == int(out["chunks"].sum())
 
 
-def test_timeout_reaches_the_workers(tmp_path: Path) -> None:
+def test_timeout_reaches_the_workers(local_server: Callable[..., str], tmp_path: Path) -> None:
     """A server slower than ``timeout=``: each request is sent twice, then its row fails and says why."""
     ddf = dd.from_pandas(samples(2), npartitions=2)
-    with stt_frames.serve_local(latency=2.0) as url:
-        out = stt_frames.dask.transcribe(
-            ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=False, timeout=0.3
-        ).compute(scheduler="sync")
-        stats = get_stats(url)
+    url = local_server(latency=2.0)
+    out = stt_frames.dask.transcribe(
+        ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=False, timeout=0.3
+    ).compute(scheduler="sync")
+    stats = get_stats(url)
     assert out["error"].str.contains("not sent a third time").all(), out["error"].tolist()
     assert stats["total_requests"] == 4  # 2 rows x 2 sends

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -30,10 +30,9 @@ from stt_frames.timeouts import timeout_for
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with stt_frames.serve_local(prices={"fake/echo": 0.006}) as url:
-        yield url
+@pytest.fixture
+def server(local_server: Callable[..., str]) -> str:
+    return local_server(prices={"fake/echo": 0.006})
 
 
 @pytest.fixture(scope="module")
@@ -185,28 +184,30 @@ def test_opus_uploads_a_fraction_of_the_bytes(server: str, speech: tuple[Path, f
     assert seconds * 1_000 < sent < seconds * 24_000 / 8 * 1.1
 
 
-def test_a_failed_chunk_fails_its_row_by_name_and_the_rest_stay_cached(tmp_path: Path) -> None:
+def test_a_failed_chunk_fails_its_row_by_name_and_the_rest_stay_cached(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     rec = speech_recording(90, seed=7)
     path = write_audio(tmp_path / "talk.wav", rec.samples)
     n = len(list(iter_chunks(str(path), max_seconds=20)))
     df = pd.DataFrame({"path": [str(path)]})
-    with stt_frames.serve_local(fail_rate=0.3, seed=2, faults=("500",)) as url:
-        client = stt_frames.Client(base_url=url, max_retries=0)
-        out = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, chunk_seconds=20)
-        err = out["error"].iloc[0]
-        assert isinstance(err, str) and pd.isna(out["text"].iloc[0])
-        assert err.startswith("chunk ") and " of 00:01:3" in err and "500" in err, err
-        first = get_stats(url)
-        answered = sum(first["billed"].values())
-        assert 0 < answered < n
-    with stt_frames.serve_local() as url:  # the same endpoint identity (loopback): the cache applies
-        again = run(df, url, chunk_seconds=20)
-        stats = get_stats(url)
+    url = local_server(fail_rate=0.3, seed=2, faults=("500",))
+    client = stt_frames.Client(base_url=url, max_retries=0)
+    out = stt_frames.transcribe_column(df, model="fake/echo", client=client, progress=False, chunk_seconds=20)
+    err = out["error"].iloc[0]
+    assert isinstance(err, str) and pd.isna(out["text"].iloc[0])
+    assert err.startswith("chunk ") and " of 00:01:3" in err and "500" in err, err
+    first = get_stats(url)
+    answered = sum(first["billed"].values())
+    assert 0 < answered < n
+    url = local_server()  # another server, the same endpoint identity (loopback): the cache applies
+    again = run(df, url, chunk_seconds=20)
+    stats = get_stats(url)
     assert pd.isna(again["error"].iloc[0]) and again["chunks"].iloc[0] == n
     assert sent(stats) == n - answered  # only the chunks that had not been answered
 
 
-def test_a_killed_run_resumes_in_the_middle_of_the_file(tmp_path: Path) -> None:
+def test_a_killed_run_resumes_in_the_middle_of_the_file(local_server: Callable[..., str], tmp_path: Path) -> None:
     rec = speech_recording(240, seed=11)
     path = write_audio(tmp_path / "long.wav", rec.samples)
     n = len(list(iter_chunks(str(path), max_seconds=20)))
@@ -218,45 +219,47 @@ def test_a_killed_run_resumes_in_the_middle_of_the_file(tmp_path: Path) -> None:
         "stt_frames.transcribe_column(df, model='fake/echo', client=stt_frames.Client(base_url=sys.argv[2]),\n"
         "    cache=sys.argv[3], chunk_seconds=20, concurrency=2, progress=False)\n"
     )
-    with stt_frames.serve_local(latency=0.4) as url:
-        child = subprocess.Popen([sys.executable, str(script), str(path), url, str(cache)])
-        try:
-            deadline = time.monotonic() + 60
-            while sum(get_stats(url)["billed"].values()) < n // 2:
-                assert child.poll() is None and time.monotonic() < deadline, "the child ended or stalled"
-                time.sleep(0.02)
-            child.send_signal(signal.SIGKILL)
-            child.wait(10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-        billed_before = sum(get_stats(url)["billed"].values())
-        assert billed_before < n
-        reset_stats(url)
-        out = stt_frames.transcribe_column(
-            pd.DataFrame({"path": [str(path)]}),
-            model="fake/echo",
-            client=stt_frames.Client(base_url=url),
-            cache=str(cache),
-            chunk_seconds=20,
-            progress=False,
-        )
-        stats = get_stats(url)
+    url = local_server(latency=0.4)
+    child = subprocess.Popen([sys.executable, str(script), str(path), url, str(cache)])
+    try:
+        deadline = time.monotonic() + 60
+        while sum(get_stats(url)["billed"].values()) < n // 2:
+            assert child.poll() is None and time.monotonic() < deadline, "the child ended or stalled"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    billed_before = sum(get_stats(url)["billed"].values())
+    assert billed_before < n
+    reset_stats(url)
+    out = stt_frames.transcribe_column(
+        pd.DataFrame({"path": [str(path)]}),
+        model="fake/echo",
+        client=stt_frames.Client(base_url=url),
+        cache=str(cache),
+        chunk_seconds=20,
+        progress=False,
+    )
+    stats = get_stats(url)
     assert pd.isna(out["error"].iloc[0]) and out["chunks"].iloc[0] == n
     # answers that arrived before the kill were stored: at most the ones in flight at the kill are sent again
     assert n - billed_before <= sent(stats) <= n - billed_before + 2
     assert sent(stats) < n
 
 
-def test_a_slow_server_gets_each_request_at_most_twice_and_the_second_sends_are_counted(tmp_path: Path) -> None:
+def test_a_slow_server_gets_each_request_at_most_twice_and_the_second_sends_are_counted(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     clips = [write_audio(tmp_path / f"c{i}.wav", noise_bursts(1, seed=i)) for i in range(3)]
     df = pd.DataFrame({"path": [str(c) for c in clips]})
-    with stt_frames.serve_local(latency=1.5) as url:
-        client = stt_frames.Client(base_url=url, max_retries=5)
-        out = stt_frames.transcribe_column(
-            df, model="fake/echo", client=client, progress=False, timeout=0.4, output=tmp_path / "out.parquet"
-        )
-        sends = requests_by_hash(url)
+    url = local_server(latency=1.5)
+    client = stt_frames.Client(base_url=url, max_retries=5)
+    out = stt_frames.transcribe_column(
+        df, model="fake/echo", client=client, progress=False, timeout=0.4, output=tmp_path / "out.parquet"
+    )
+    sends = requests_by_hash(url)
     assert out["error"].str.contains("not sent a third time").all(), out["error"].tolist()
     assert sorted(sends.values()) == [2, 2, 2]
     assert out.attrs["stt_frames"]["possibly_billed_twice"] == 3
@@ -302,7 +305,9 @@ def test_parquet_keeps_the_chunks_column(server: str, speech: tuple[Path, float]
 
 
 @pytest.mark.slow
-def test_stitched_speech_scores_like_the_same_speech_clip_by_clip(tmp_path: Path) -> None:
+def test_stitched_speech_scores_like_the_same_speech_clip_by_clip(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     """3 minutes of data/ speech cut into 45-second chunks on local/pocketsphinx-fast: one row, each chunk billed
     once, no request sent twice, and a corpus WER no more than 3 points above the clips transcribed one by one."""
     pytest.importorskip("pocketsphinx", reason="needs the local extra (pocketsphinx)")
@@ -310,25 +315,25 @@ def test_stitched_speech_scores_like_the_same_speech_clip_by_clip(tmp_path: Path
     path = write_audio(tmp_path / "talk.flac", rec.samples)
     n = len(list(iter_chunks(str(path), max_seconds=45)))
     model = "local/pocketsphinx-fast"
-    with stt_frames.serve_local() as url:
-        client = stt_frames.Client(base_url=url)
-        long = stt_frames.transcribe_column(
-            pd.DataFrame({"path": [str(path)], "reference": [rec.reference], "language": ["en"]}),
-            model=model,
-            client=client,
-            chunk_seconds=45,
-            progress=False,
-            cache=False,
-        )
-        stats = get_stats(url)
-        reset_stats(url)
-        clips = stt_frames.transcribe_column(
-            pd.DataFrame({"path": rec.clips, "reference": rec.references, "language": "en"}),
-            model=model,
-            client=client,
-            progress=False,
-            cache=False,
-        )
+    url = local_server()
+    client = stt_frames.Client(base_url=url)
+    long = stt_frames.transcribe_column(
+        pd.DataFrame({"path": [str(path)], "reference": [rec.reference], "language": ["en"]}),
+        model=model,
+        client=client,
+        chunk_seconds=45,
+        progress=False,
+        cache=False,
+    )
+    stats = get_stats(url)
+    reset_stats(url)
+    clips = stt_frames.transcribe_column(
+        pd.DataFrame({"path": rec.clips, "reference": rec.references, "language": "en"}),
+        model=model,
+        client=client,
+        progress=False,
+        cache=False,
+    )
     assert pd.isna(long["error"].iloc[0]) and long["chunks"].iloc[0] == n >= 4
     assert sent(stats) == n and sorted(stats["billed"].values()) == [1] * n  # each chunk once, none twice
     assert clips["error"].isna().all()

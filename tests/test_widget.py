@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,6 @@ pytest.importorskip("starlette", reason="the local server needs the 'server' ext
 DATA = Path(__file__).resolve().parent.parent / "data"
 CANARY = "sk-or-canary-3b9d71e0c4a2"
 CLIP = "en/flite_slt_00.wav"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with stt_frames.serve_local(prices={"fake/echo": 0.06}) as base_url:
-        yield base_url
 
 
 def make(base_url: str, **kw: Any) -> TranscribeWidget:
@@ -60,16 +54,17 @@ def state_text(widget: ipywidgets.Widget) -> str:
     return "\n".join(parts)
 
 
-def test_models_come_from_the_server_and_files_from_data(server: str) -> None:
+def test_models_come_from_the_server_and_files_from_data(server: str, samples_dir: Path) -> None:
     with stt_frames.Client(base_url=server) as client:
         listed = [m["id"] for m in client.list_models()]
-    w = TranscribeWidget(base_url=server, data_dir=DATA)
+    w = TranscribeWidget(base_url=server, data_dir=samples_dir)
     assert list(w.model.options) == listed
     assert "fake/echo" in listed and "local/pocketsphinx" in listed
     assert w.model.value == "local/pocketsphinx"  # preferred over the first listed
     assert w.model_b.value and w.model_b.value != w.model.value
     assert w.path.value == CLIP  # samples.csv's first clip
-    assert len(w.path.options) == len(list(DATA.rglob("*.*"))) - 2  # every clip; not samples.csv or the script
+    clips = list(pd.read_csv(samples_dir / "samples.csv")["path"])
+    assert list(w.path.options) == clips  # every clip, in samples.csv's order; not samples.csv itself
     assert w.audio.format == "wav" and w.audio.value[:4] == b"RIFF"  # the player has the file
 
 
@@ -176,11 +171,13 @@ def test_a_b_with_model_b_failing_says_so_and_the_next_try_clears_it(server: str
     assert "Choose a file" in w.error.value and rows.iloc[0]["text"] not in w.result.value
 
 
-def test_wrong_key_shows_the_401_message_and_never_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_key_shows_the_401_message_and_never_the_key(
+    local_server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENROUTER_API_KEY", CANARY)
-    with stt_frames.serve_local(api_key="sk-the-right-one") as base_url:
-        w = make(base_url, path=CLIP)  # the key comes from the environment
-        rows = w.transcribe_now()
+    base_url = local_server(api_key="sk-the-right-one")
+    w = make(base_url, path=CLIP)  # the key comes from the environment
+    rows = w.transcribe_now()
     assert rows.iloc[0]["error"].startswith("401")
     assert "(401)" in w.error.value and "OPENROUTER_API_KEY" in w.error.value
     assert "rerun" not in w.error.value and "rerun" not in rows.iloc[0]["error"]  # batch advice, not for one file
@@ -189,11 +186,11 @@ def test_wrong_key_shows_the_401_message_and_never_the_key(monkeypatch: pytest.M
     assert CANARY not in state_text(w)
 
 
-def test_429_after_retries_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    with stt_frames.serve_local(fail_rate=1.0, faults=("429",), retry_after=0.01) as base_url:
-        client = stt_frames.Client(base_url=base_url, max_retries=2)
-        w = make(base_url, path=CLIP, client=client)
-        rows = w.transcribe_now()
+def test_429_after_retries_says_so(local_server: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    base_url = local_server(fail_rate=1.0, faults=("429",), retry_after=0.01)
+    client = stt_frames.Client(base_url=base_url, max_retries=2)
+    w = make(base_url, path=CLIP, client=client)
+    rows = w.transcribe_now()
     assert rows.iloc[0]["error"].startswith("429")
     assert "Too many requests (429)" in w.error.value and "after 2 retries" in w.error.value
 
@@ -215,14 +212,14 @@ def test_canary_key_is_in_no_widget_state(monkeypatch: pytest.MonkeyPatch, serve
         assert CANARY not in repr(widget._client)
 
 
-def test_button_runs_in_the_background_then_is_enabled_again() -> None:
-    with stt_frames.serve_local(latency=0.8) as base_url:
-        w = make(base_url, path=CLIP)
-        w.button.click()
-        assert w.button.disabled and w.button.description == "Transcribing…"
-        assert "Transcribing" in w.status.value and "spin" in w.button.icon
-        w.button.click()  # a second click while running does nothing
-        assert w.wait(timeout=30)
+def test_button_runs_in_the_background_then_is_enabled_again(local_server: Callable[..., str]) -> None:
+    base_url = local_server(latency=0.8)
+    w = make(base_url, path=CLIP)
+    w.button.click()
+    assert w.button.disabled and w.button.description == "Transcribing…"
+    assert "Transcribing" in w.status.value and "spin" in w.button.icon
+    w.button.click()  # a second click while running does nothing
+    assert w.wait(timeout=30)
     assert not w.button.disabled and w.button.description == "Transcribe"
     assert len(w.results) == 1 and w.results.iloc[0]["text"] in w.result.value
 
