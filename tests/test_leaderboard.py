@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -213,12 +214,12 @@ def test_throughput_and_latency_of_cached_rows_come_from_their_first_run() -> No
     assert rerun["audio_seconds"] == 40.0
 
 
-def test_throughput_of_a_cached_compare_rerun_is_recorded(tmp_path: Path) -> None:
+def test_throughput_of_a_cached_compare_rerun_is_recorded(local_server: Callable[..., str], tmp_path: Path) -> None:
     """End to end: compare twice on the local server; the second run is all cache hits and keeps its throughput."""
     pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
     df = pd.read_csv(DATA / "samples.csv").head(4)
     df["path"] = str(DATA) + "/" + df["path"]
-    with stt_frames.serve_local() as url, stt_frames.Client(base_url=url) as client:
+    with stt_frames.Client(base_url=local_server()) as client:
         boards = []
         for _ in range(2):
             results = stt_frames.compare(df, models=["fake/echo"], client=client, cache=tmp_path, progress=False)

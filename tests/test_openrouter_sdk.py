@@ -6,7 +6,7 @@ import asyncio
 import base64
 import hashlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -16,15 +16,14 @@ pytest.importorskip("uvicorn")
 from openrouter import OpenRouter, errors  # noqa: E402
 from openrouter.utils import BackoffStrategy, RetryConfig  # noqa: E402
 
-from stt_frames.server import get_stats, serve_local  # noqa: E402
+from stt_frames.server import get_stats  # noqa: E402
 
 KEY = "sk-or-local-test"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with serve_local(api_key=KEY, prices={"fake/echo": 0.006}) as base_url:
-        yield base_url
+@pytest.fixture
+def server(local_server: Callable[..., str]) -> str:
+    return local_server(api_key=KEY, prices={"fake/echo": 0.006})
 
 
 def audio_input(wav: bytes) -> dict[str, str]:
@@ -76,13 +75,13 @@ def test_sdk_maps_the_servers_errors(server: str, wav_factory: Callable[..., byt
         assert KEY not in str(unauthorized.value)
 
 
-def test_sdk_retries_injected_5xx_and_sees_429(wav_factory: Callable[..., bytes]) -> None:
+def test_sdk_retries_injected_5xx_and_sees_429(
+    local_server: Callable[..., str], wav_factory: Callable[..., bytes]
+) -> None:
     fast_retries = RetryConfig("backoff", BackoffStrategy(5, 20, 1.5, 5000), True)
     wav = wav_factory(0.3)
-    with (
-        serve_local(fail_rate=0.5, seed=3, faults=("500", "502", "503")) as url,
-        OpenRouter(server_url=url, retry_config=fast_retries) as client,
-    ):
+    url = local_server(fail_rate=0.5, seed=3, faults=("500", "502", "503"))
+    with OpenRouter(server_url=url, retry_config=fast_retries) as client:
         texts = {
             client.stt.create_transcription(input_audio=audio_input(wav), model="fake/echo").text for _ in range(6)
         }
@@ -92,17 +91,19 @@ def test_sdk_retries_injected_5xx_and_sees_429(wav_factory: Callable[..., bytes]
     assert stats["billed"] == {sha: 6}
     assert sum(stats["faults"].values()) > 0  # the SDK met 5xx faults and retried them
     assert stats["requests"][sha] == 6 + sum(stats["faults"].values())
+    url = local_server(fail_rate=1.0, faults=("429",))
     with (
-        serve_local(fail_rate=1.0, faults=("429",)) as url,
         OpenRouter(server_url=url, retry_config=fast_retries) as client,
         pytest.raises(errors.TooManyRequestsResponseError),  # the SDK does not retry a 429
     ):
         client.stt.create_transcription(input_audio=audio_input(wav), model="fake/echo")
 
 
-def test_sdk_against_a_server_process_with_pocketsphinx(wav_factory: Callable[..., bytes]) -> None:
+def test_sdk_against_a_server_process_with_pocketsphinx(
+    local_server: Callable[..., str], wav_factory: Callable[..., bytes]
+) -> None:
     pytest.importorskip("pocketsphinx")
-    with serve_local(process=True) as url, OpenRouter(server_url=url) as client:
+    with OpenRouter(server_url=local_server(process=True)) as client:
         result = client.stt.create_transcription(
             input_audio=audio_input(wav_factory(0.5, freq=0.0)), model="local/pocketsphinx"
         )

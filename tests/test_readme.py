@@ -12,12 +12,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-import stt_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -46,14 +44,15 @@ def _offline(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def offline_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+def offline_env(
+    local_server: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
     pytest.importorskip("starlette", reason="the local server needs the 'server' extra")
     work = tmp_path_factory.mktemp("readme")
     (work / "data").symlink_to(ROOT / "data")
-    with stt_frames.serve_local() as url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
-        env.update(OPENROUTER_BASE_URL=url, STT_FRAMES_CACHE_DIR=str(work / "cache"), PYTHONPATH=str(ROOT))
-        yield work, env
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
+    env.update(OPENROUTER_BASE_URL=local_server(), STT_FRAMES_CACHE_DIR=str(work / "cache"), PYTHONPATH=str(ROOT))
+    return work, env
 
 
 def test_the_readme_opens_with_the_two_commands() -> None:

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -448,16 +448,18 @@ def _usage(t: stt_frames.Transcription) -> dict[str, Any]:
 
 @pytest.mark.parametrize("server_kind", ["local-server", "scripted"])
 @pytest.mark.parametrize("key", DATA_KEYS, ids=["x", "k", "echo", "the", "real-shaped"])
-def test_a_key_of_any_length_never_changes_text_or_usage(key: str, server_kind: str, tmp_path: Path) -> None:
+def test_a_key_of_any_length_never_changes_text_or_usage(
+    key: str, server_kind: str, local_server: Callable[..., str], tmp_path: Path
+) -> None:
     clip = make_wav(tmp_path / "clip.wav")
+    running: contextlib.AbstractContextManager[str]
     if server_kind == "local-server":
-        from stt_frames.server import create_app
-
-        app: Any = create_app(api_key=key)  # the local server checks the key
+        running = contextlib.nullcontext(local_server(api_key=key))  # the local server checks the key
     else:
         app = ScriptedServer()
         app.script(*[Reply.ok(TRICKY_TEXT, usage=TRICKY_USAGE)] * 5)
-    with serve_in_thread(app) as url:
+        running = serve_in_thread(app)
+    with running as url:
         sent = _sent(url, key, clip)
         if server_kind == "scripted":
             assert sent == {"text": TRICKY_TEXT, "usage": TRICKY_USAGE}
@@ -733,20 +735,20 @@ def _memory_kb(pid: int, field: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def guarded() -> Iterator[tuple[str, int]]:
-    """The local server in its own process, with a key and a 1 MB body limit; yields (base URL, pid)."""
+def guarded(local_server: Callable[..., str]) -> tuple[str, int]:
+    """The local server in its own process, with a key and a 1 MB body limit; (base URL, pid)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to find the server process and read its memory")
-    with stt_frames.serve_local(api_key=SERVER_KEY, max_body_bytes=BODY_LIMIT, process=True) as url:
-        pids = _children_running(b"serve")
-        assert len(pids) == 1, pids
-        yield url, pids[0]
+    url = local_server(api_key=SERVER_KEY, max_body_bytes=BODY_LIMIT, process=True)
+    pids = _children_running(f"--max-body-bytes={BODY_LIMIT}".encode())  # other servers of the session aside
+    assert len(pids) == 1, pids
+    return url, pids[0]
 
 
 def test_the_server_key_is_not_on_the_server_command_line(guarded: tuple[str, int]) -> None:
     _, pid = guarded
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    assert b"--max-body-bytes=1000000" in cmdline  # this is the right process
+    assert b"stt_frames.cli\x00serve\x00" in cmdline and b"--max-body-bytes=1000000" in cmdline
     assert SERVER_KEY.encode() not in cmdline  # `ps` shows argv to every user; the key goes in the environment
 
 
