@@ -21,7 +21,10 @@ Every error the package raises is an ``STTError``, except ``Interrupted`` (a ``K
     ├── BudgetExceededError        ``max_cost`` would be exceeded: the row was not sent
     ├── NotSentError               the row was not sent: the run stopped first (an earlier error, Ctrl-C)
     ├── CacheError                 the answer cache cannot be opened or written
-    └── MissingExtraError          an optional dependency is not installed
+    ├── MissingExtraError          an optional dependency is not installed
+    └── CLIError                   the command line reports it as one line and exits with ``status``
+        ├── UsageError             a bad argument found after parsing (exit status 2)
+        └── MissingKeyError        OpenRouter is the target and no key is set (exit status 3)
     Interrupted (KeyboardInterrupt) Ctrl-C stopped the run; .partial holds the finished rows
 
 Each failed row of ``transcribe_column`` names its error's class in the ``error_type`` column.
@@ -103,6 +106,22 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message: str, partial: Any) -> None:
         super().__init__(message)
         self.partial = partial
+
+
+class CLIError(STTError):
+    """An error the command line reports as one line, exiting with ``status`` (see ``stt_frames.cli.ExitCode``)."""
+
+    status: int = 2
+
+
+class UsageError(CLIError):
+    """A bad argument found after parsing (missing input, unknown column, unreadable file): exit status 2."""
+
+
+class MissingKeyError(CLIError):
+    """OpenRouter is the target and ``OPENROUTER_API_KEY`` is not set: exit status 3, before any upload."""
+
+    status = 3
 
 
 class RunAborted(Exception):

@@ -498,3 +498,11 @@ def test_docs_cli_md_is_up_to_date() -> None:
 def test_help_markdown_from_the_real_command_matches_the_docs() -> None:
     result = cli("--help-markdown", env={"COLUMNS": "60"})
     assert result.returncode == 0 and result.stdout == DOCS.read_text()
+
+
+def test_the_cli_errors_exit_with_their_declared_status() -> None:
+    from stt_frames.cli import ExitCode
+    from stt_frames.errors import CLIError, MissingKeyError, STTError, UsageError
+
+    assert issubclass(CLIError, STTError)
+    assert (UsageError.status, MissingKeyError.status) == (ExitCode.USAGE, ExitCode.AUTH)

@@ -16,6 +16,7 @@ import textwrap
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
+from ..errors import CLIError, MissingKeyError, UsageError
 from ._exit import ExitCode
 
 __all__ = [
@@ -58,22 +59,6 @@ ENVIRONMENT_HELP: Final = """environment:
   OPENROUTER_API_KEY    the API key (sent only to the API, never printed)
   OPENROUTER_BASE_URL   the API root when --base-url is not given (default: OpenRouter's)
   STT_FRAMES_CACHE_DIR  the answer cache when --cache-dir is not given (default: the user cache dir)"""
-
-
-class CLIError(Exception):
-    """An error the command line reports as one line and turns into ``status``."""
-
-    status: ExitCode = ExitCode.USAGE
-
-
-class UsageError(CLIError):
-    """A bad argument found after parsing (missing input, unknown column, unreadable file): exit status 2."""
-
-
-class MissingKeyError(CLIError):
-    """OpenRouter is the target and ``OPENROUTER_API_KEY`` is not set: exit status 3, before any upload."""
-
-    status = ExitCode.AUTH
 
 
 class Formatter(argparse.HelpFormatter):
