@@ -59,6 +59,10 @@ def _open_cache(cache: CacheArg) -> Cache | None:
         return None
     if isinstance(cache, Cache):
         return cache
+    if isinstance(cache, str) and "://" in cache:  # s3://, file:// ...: one object per answer (cache_store.py)
+        from .cache_store import ObjectCache
+
+        return ObjectCache(cache)
     return Cache(None if cache is True else cache)
 
 
