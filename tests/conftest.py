@@ -139,6 +139,29 @@ def server(local_server: Callable[..., str]) -> str:
 
 
 @pytest.fixture
+def fresh_server() -> Iterator[Callable[..., contextlib.AbstractContextManager[str]]]:
+    """``with fresh_server(**options) as url:`` a server of the test's own, for a test that stops or restarts it.
+
+    Takes what ``serve_local`` takes (``port=`` included, to start a second one where the first listened).
+    Any still running when the test ends are stopped then. Every other test shares ``local_server``'s.
+    """
+    import stt_frames
+
+    started: list[contextlib.ExitStack] = []
+
+    @contextlib.contextmanager
+    def start(**options: Any) -> Iterator[str]:
+        stack = contextlib.ExitStack()
+        started.append(stack)
+        with stack:
+            yield stack.enter_context(stt_frames.serve_local(**options))
+
+    yield start
+    for stack in started:  # a server the test left running (closing twice is a no-op)
+        stack.close()
+
+
+@pytest.fixture
 def make_app() -> Iterator[Callable[..., Any]]:
     """``make_app(**options)``: a new in-process server app (``create_app``), closed after the test.
 

@@ -1,6 +1,6 @@
 """Reliability of transcribe_column under chaos, crashes, a shared cache, bad inputs and a full or read-only disk.
 
-Every test talks to the project's own local server (``serve_local``, in a thread of this process) or to
+Every test talks to the project's own local server (conftest's ``local_server``, in a thread of this process) or to
 ``scripted_server.ScriptedServer``; child processes are ``tests/reliability_child.py``.
 
 The chaos test wraps the real server app in ``Tap``, an ASGI wrapper that records, for every transcription
@@ -240,7 +240,11 @@ def fates(records: list[dict[str, Any]]) -> dict[str, Counter[str]]:
 
 
 def test_chaos_faults_truncation_and_a_server_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fast_backoff: None
+    fresh_server: Callable[..., contextlib.AbstractContextManager[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fast_backoff: None,
 ) -> None:
     """30% faults of every kind plus a restart on the same port, and one clip whose every answer is lost.
 
@@ -277,7 +281,7 @@ def test_chaos_faults_truncation_and_a_server_restart(
     restart: dict[str, Any] = {}
 
     with contextlib.ExitStack() as first:
-        url = first.enter_context(stt_frames.serve_local(seed=11, **options))
+        url = first.enter_context(fresh_server(seed=11, **options))
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         second = contextlib.ExitStack()
 
@@ -292,7 +296,7 @@ def test_chaos_faults_truncation_and_a_server_restart(
                 time.sleep(0.5)  # half a second with nothing listening
                 for attempt in range(50):  # a client socket may hold the port for a moment (self-connect)
                     try:
-                        second.enter_context(stt_frames.serve_local(seed=12, port=port, **options))
+                        second.enter_context(fresh_server(seed=12, port=port, **options))
                         break
                     except OSError:
                         if attempt == 49:
@@ -434,7 +438,9 @@ def wait_idle(url: str, timeout: float = 10.0) -> dict[str, Any]:
         time.sleep(0.01)
 
 
-def test_kill_9_three_times_during_write_bursts_then_the_rerun_sends_exactly_the_rest(tmp_path: Path) -> None:
+def test_kill_9_three_times_during_write_bursts_then_the_rerun_sends_exactly_the_rest(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     """SIGKILL a concurrency-32 run three times while answers pour into the cache: the SQLite file stays
     intact, no killed run re-sends what was cached when it started, and the final rerun sends exactly
     the missing clips."""
@@ -444,35 +450,35 @@ def test_kill_9_three_times_during_write_bursts_then_the_rerun_sends_exactly_the
     cache_dir = tmp_path / "cache"
     db = db_path(cache_dir)
     history = []
-    with stt_frames.serve_local(latency=0.01) as url:
-        for k, grow_by in enumerate((40, 70, 100)):
-            cached_before = cached_hashes(db) if db.exists() else Counter()
-            stats_before = wait_idle(url)
-            child = start_child(paths, url, cache_dir, tmp_path, f"killed{k}", concurrency=32)
-            deadline = time.monotonic() + 60
-            while count_entries(db) < len(cached_before) + grow_by and child.poll() is None:
-                assert time.monotonic() < deadline, "the child stored nothing"
-                time.sleep(0.002)
-            child.kill()
-            child.communicate(timeout=30)
-            assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
-            assert integrity(db) == "ok"
-            cached_after = cached_hashes(db)
-            sent = stats_delta(wait_idle(url), stats_before, "requests")
-            history.append((len(cached_before), len(cached_after), sum(sent.values())))
-            assert set(cached_after.values()) == {1}  # one answer per clip, never two
-            assert set(cached_before) < set(cached_after) < every
-            assert not set(sent) & set(cached_before), "a killed run re-sent a clip that was already cached"
-            assert set(sent.values()) == {1}  # and sent each clip once
-            assert set(cached_after) - set(cached_before) <= set(sent)
-        survived = set(cached_hashes(db))
+    url = local_server(latency=0.01)
+    for k, grow_by in enumerate((40, 70, 100)):
+        cached_before = cached_hashes(db) if db.exists() else Counter()
         stats_before = wait_idle(url)
-        df = pd.DataFrame({"path": paths})
-        client = stt_frames.Client(base_url=url)
-        out = stt_frames.transcribe_column(
-            df, model="fake/echo", client=client, cache=cache_dir, concurrency=32, progress=False
-        )
+        child = start_child(paths, url, cache_dir, tmp_path, f"killed{k}", concurrency=32)
+        deadline = time.monotonic() + 60
+        while count_entries(db) < len(cached_before) + grow_by and child.poll() is None:
+            assert time.monotonic() < deadline, "the child stored nothing"
+            time.sleep(0.002)
+        child.kill()
+        child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+        assert integrity(db) == "ok"
+        cached_after = cached_hashes(db)
         sent = stats_delta(wait_idle(url), stats_before, "requests")
+        history.append((len(cached_before), len(cached_after), sum(sent.values())))
+        assert set(cached_after.values()) == {1}  # one answer per clip, never two
+        assert set(cached_before) < set(cached_after) < every
+        assert not set(sent) & set(cached_before), "a killed run re-sent a clip that was already cached"
+        assert set(sent.values()) == {1}  # and sent each clip once
+        assert set(cached_after) - set(cached_before) <= set(sent)
+    survived = set(cached_hashes(db))
+    stats_before = wait_idle(url)
+    df = pd.DataFrame({"path": paths})
+    client = stt_frames.Client(base_url=url)
+    out = stt_frames.transcribe_column(
+        df, model="fake/echo", client=client, cache=cache_dir, concurrency=32, progress=False
+    )
+    sent = stats_delta(wait_idle(url), stats_before, "requests")
     print("kills (cached before, cached after, sent):", history, "rerun sent:", sum(sent.values()))
     assert out["error"].isna().all() and out["text"].notna().all()
     assert sum(sent.values()) == n - len(survived)  # exact: the missing clips, each once
@@ -485,7 +491,7 @@ def test_kill_9_three_times_during_write_bursts_then_the_rerun_sends_exactly_the
 # --------------------------------------------------------------------------- a shared cache
 
 
-def test_two_processes_share_one_cache_at_the_same_time(tmp_path: Path) -> None:
+def test_two_processes_share_one_cache_at_the_same_time(local_server: Callable[..., str], tmp_path: Path) -> None:
     """Two processes, overlapping DataFrames, one brand-new cache, started at the same instant."""
     paths = write_clips(tmp_path / "clips", 240)
     overlap, only_a, only_b = paths[:120], paths[120:180], paths[180:]
@@ -493,29 +499,29 @@ def test_two_processes_share_one_cache_at_the_same_time(tmp_path: Path) -> None:
     rows_b = overlap[::2] + only_b + overlap[1::2]  # half the overlap raced head-on, half met later
     cache_dir = tmp_path / "shared-cache"  # does not exist yet: both create it
     go = tmp_path / "go"
-    with stt_frames.serve_local(latency=0.01) as url:
-        children = [
-            start_child(rows_a, url, cache_dir, tmp_path, "a", concurrency=16, go=go),
-            start_child(rows_b, url, cache_dir, tmp_path, "b", concurrency=16, go=go),
-        ]
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready"
-        go.touch()
-        results = [child.communicate(timeout=60) for child in children]
-        for child, (stdout, stderr) in zip(children, results, strict=True):
-            assert child.returncode == 0, stderr[-2000:]
-            assert json.loads(stdout)["errors"] == 0, stdout
-        billed = Counter(wait_idle(url)["billed"])
-        before_third = get_stats(url)["total_requests"]
-        third = stt_frames.transcribe_column(
-            pd.DataFrame({"path": rows_b}),
-            model="fake/echo",
-            client=stt_frames.Client(base_url=url),
-            cache=cache_dir,
-            progress=False,
-        )
-        after_third = get_stats(url)["total_requests"]
+    url = local_server(latency=0.01)
+    children = [
+        start_child(rows_a, url, cache_dir, tmp_path, "a", concurrency=16, go=go),
+        start_child(rows_b, url, cache_dir, tmp_path, "b", concurrency=16, go=go),
+    ]
+    for child in children:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+    go.touch()
+    results = [child.communicate(timeout=60) for child in children]
+    for child, (stdout, stderr) in zip(children, results, strict=True):
+        assert child.returncode == 0, stderr[-2000:]
+        assert json.loads(stdout)["errors"] == 0, stdout
+    billed = Counter(wait_idle(url)["billed"])
+    before_third = get_stats(url)["total_requests"]
+    third = stt_frames.transcribe_column(
+        pd.DataFrame({"path": rows_b}),
+        model="fake/echo",
+        client=stt_frames.Client(base_url=url),
+        cache=cache_dir,
+        progress=False,
+    )
+    after_third = get_stats(url)["total_requests"]
     db = db_path(cache_dir)
     assert integrity(db) == "ok"
     entries = cached_hashes(db)
@@ -589,15 +595,15 @@ def fill(folder: Path, leave: int) -> None:
 
 
 @pytest.mark.parametrize("given", ["path", "Cache object"])
-def test_disk_full_mid_run_is_a_clear_error_and_loses_nothing(tmp_path: Path, given: str) -> None:
+def test_disk_full_mid_run_is_a_clear_error_and_loses_nothing(
+    local_server: Callable[..., str], tmp_path: Path, given: str
+) -> None:
     """The cache's disk fills up during a run: CacheError saying so, finished rows stay cached, the
     partial result accounts for every row, and once space is freed the rerun sends only what is missing."""
     paths = write_clips(tmp_path / "clips", 60)
     df = pd.DataFrame({"path": paths})
-    with (
-        tiny_filesystem(tmp_path / "small", "256k") as small,
-        stt_frames.serve_local() as url,
-    ):
+    url = local_server()
+    with tiny_filesystem(tmp_path / "small", "256k") as small:
         client = stt_frames.Client(base_url=url)
 
         def run(frame: pd.DataFrame) -> pd.DataFrame:
@@ -645,9 +651,10 @@ def test_disk_full_mid_run_is_a_clear_error_and_loses_nothing(tmp_path: Path, gi
     assert int(out["cached"].sum()) == sum(sha in stored for sha in shas)
 
 
-def test_disk_already_full_says_so_before_sending_anything(tmp_path: Path) -> None:
+def test_disk_already_full_says_so_before_sending_anything(local_server: Callable[..., str], tmp_path: Path) -> None:
     paths = write_clips(tmp_path / "clips", 5)
-    with tiny_filesystem(tmp_path / "small", "128k") as small, stt_frames.serve_local() as url:
+    url = local_server()
+    with tiny_filesystem(tmp_path / "small", "128k") as small:
         Cache(small).close()  # an existing cache, on a disk that is now full
         fill(small, leave=0)
         with pytest.raises(CacheError) as info:
@@ -664,11 +671,14 @@ def test_disk_already_full_says_so_before_sending_anything(tmp_path: Path) -> No
     assert requests == 0
 
 
-def test_read_only_cache_is_a_clear_error_before_anything_is_sent(tmp_path: Path) -> None:
+def test_read_only_cache_is_a_clear_error_before_anything_is_sent(
+    local_server: Callable[..., str], tmp_path: Path
+) -> None:
     """A cache on a filesystem remounted read-only (chmod does not stop root; a read-only mount does)."""
     paths = write_clips(tmp_path / "clips", 4)
     df = pd.DataFrame({"path": paths})
-    with tiny_filesystem(tmp_path / "ro", "8m") as ro, stt_frames.serve_local() as url:
+    url = local_server()
+    with tiny_filesystem(tmp_path / "ro", "8m") as ro:
         client = stt_frames.Client(base_url=url)
         stt_frames.transcribe_column(df.head(2), model="fake/echo", client=client, cache=ro, progress=False)
         sent = get_stats(url)["total_requests"]
@@ -686,19 +696,21 @@ def test_read_only_cache_is_a_clear_error_before_anything_is_sent(tmp_path: Path
     assert after == sent  # refused before any request: nothing paid for and then lost
 
 
-def test_cache_dir_under_a_regular_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_dir_under_a_regular_file_is_a_clear_error(
+    local_server: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     monkeypatch.setenv("STT_FRAMES_CACHE_DIR", str(blocker / "cache"))
-    with stt_frames.serve_local() as url:
-        with pytest.raises(CacheError, match="cannot create the cache directory") as info:
-            stt_frames.transcribe_column(
-                pd.DataFrame({"path": write_clips(tmp_path / "clips", 2)}),
-                model="fake/echo",
-                client=stt_frames.Client(base_url=url),
-                progress=False,
-            )
-        assert get_stats(url)["total_requests"] == 0
+    url = local_server()
+    with pytest.raises(CacheError, match="cannot create the cache directory") as info:
+        stt_frames.transcribe_column(
+            pd.DataFrame({"path": write_clips(tmp_path / "clips", 2)}),
+            model="fake/echo",
+            client=stt_frames.Client(base_url=url),
+            progress=False,
+        )
+    assert get_stats(url)["total_requests"] == 0
     assert "STT_FRAMES_CACHE_DIR" in str(info.value) and str(blocker) in str(info.value)
 
 
@@ -796,9 +808,8 @@ def scripted() -> Iterator[tuple[ScriptedServer, str]]:
 
 
 @pytest.fixture(scope="module")
-def local_url() -> Iterator[str]:
-    with stt_frames.serve_local() as url:
-        yield url
+def local_url(local_server: Callable[..., str]) -> str:
+    return local_server()
 
 
 @pytest.mark.usefixtures("fast_backoff")
