@@ -311,3 +311,32 @@ def test_a_port_in_use_is_a_one_line_error() -> None:
         result = subprocess.run([str(STT_FRAMES), "serve", "--port", str(port)], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+# --- without the server extras ------------------------------------------------------------------------------
+
+
+def test_import_and_cli_work_without_the_server_extras() -> None:
+    code = """
+import sys
+for name in ("starlette", "uvicorn", "pocketsphinx", "av"):
+    sys.modules[name] = None
+import stt_frames, stt_frames.server, stt_frames.server.launcher
+from stt_frames.cli import build_parser
+build_parser().parse_args(["serve", "--port", "0"])
+try:
+    from stt_frames.server import create_app
+except stt_frames.MissingExtraError as exc:
+    print(exc)
+try:
+    with stt_frames.serve_local():
+        pass
+except stt_frames.MissingExtraError as exc:
+    print(exc)
+from stt_frames.cli import main
+sys.exit(main(["serve", "--port", "0"]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.count("pip install 'stt-frames[server]'") == 2, result.stdout
+    assert result.stderr.count("\n") == 1 and "stt-frames[server]" in result.stderr
