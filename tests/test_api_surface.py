@@ -175,3 +175,15 @@ def test_dataframe_helpers_do_not_import_optional_extras() -> None:
     loaded = _top_level(_modules_after("import stt_frames\n" + "\n".join(f"stt_frames.{n}" for n in present)))
     heavy = sorted(loaded & set(HEAVY))
     assert heavy == [], f"{', '.join(present)} import optional extras {heavy}; import them where they are used"
+
+
+def test_exceptions_are_defined_only_in_an_errors_module() -> None:
+    found = []
+    for module in MODULES:
+        mod = importlib.import_module(f"stt_frames.{module}")
+        for value in vars(mod).values():
+            if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == mod.__name__:
+                found.append(f"{module}.{value.__name__}")
+    assert found and all(name.split(".")[-2] == "errors" for name in found), [
+        name for name in found if name.split(".")[-2] != "errors"
+    ]

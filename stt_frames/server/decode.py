@@ -18,6 +18,7 @@ import struct
 from typing import Any
 
 from .._extras import require
+from .errors import AudioTooLong, DecodeError, UnsupportedWavEncoding
 
 __all__ = [
     "DEFAULT_MAX_AUDIO_SECONDS",
@@ -49,30 +50,6 @@ _DEMUXERS: dict[str, str] = {
 
 # WAVE encodings whose duration follows from the header: PCM, IEEE float, A-law, mu-law, extensible.
 _UNCOMPRESSED_WAV_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
-
-
-class DecodeError(ValueError):
-    """The audio bytes cannot be decoded; the message says why (the server prefixes what and where)."""
-
-
-class UnsupportedWavEncoding(DecodeError):
-    """A valid WAV file whose samples are compressed, so its header alone does not give the duration."""
-
-
-class AudioTooLong(DecodeError):
-    """The audio runs past the server's limit; ``seconds`` is its duration (None when unknown), ``limit`` the limit.
-
-    Picklable (it crosses from the engine's worker process): its ``args`` are ``(seconds, limit)``.
-    """
-
-    def __init__(self, seconds: float | None, limit: float) -> None:
-        super().__init__(seconds, limit)
-        self.seconds = seconds
-        self.limit = limit
-
-    def __str__(self) -> str:
-        length = "longer" if self.seconds is None else f"{self.seconds:.1f} s long,"
-        return f"the audio is {length} over this server's limit of {self.limit:g} s per request (max_audio_seconds)"
 
 
 def check_duration(seconds: float, limit: float) -> float:

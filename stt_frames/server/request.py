@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..audio import DEFAULT_MAX_AUDIO_BYTES, FORMATS, detect_format
+from .errors import RequestError
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "RequestError", "TranscriptionRequest", "parse_transcription_request"]
 
@@ -25,24 +26,6 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "RequestError", "TranscriptionRequest", "pa
 DEFAULT_MAX_BODY_BYTES: int = DEFAULT_MAX_AUDIO_BYTES * 4 // 3 + 1_000_000
 
 _EXAMPLE = '{"data": "<base64 of the file bytes>", "format": "wav"}'
-
-
-class RequestError(Exception):
-    """A request the server refuses: ``status``, ``message``, optional ``metadata`` and audio ``sha256``."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 400,
-        metadata: dict[str, Any] | None = None,
-        sha256: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.metadata = metadata
-        self.sha256 = sha256
 
 
 @dataclass(frozen=True, slots=True)

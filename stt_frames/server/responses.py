@@ -17,11 +17,11 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .._extras import require
+from .errors import InjectedDisconnect
 from .faults import BAD_GATEWAY_HTML
 
 require("starlette", "server", "the local server")
 
-import httpx  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ __all__ = [
 #: Scope key under which the app keeps the ASGI server's own send target (uvicorn's request cycle),
 #: so that a fault can close the connection for real.
 CYCLE_SCOPE_KEY = "stt_frames.server_cycle"
-
-
-class InjectedDisconnect(httpx.RemoteProtocolError):
-    """Raised to an in-process client (``httpx.ASGITransport``) in place of a dropped connection."""
 
 
 def _dumps(obj: Any) -> bytes:

@@ -40,6 +40,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import WeightsMismatch
+
 __all__ = [
     "DOWNLOAD_ENV",
     "MODELS_ENV",
@@ -64,10 +66,6 @@ DOWNLOAD_ENV = "STT_FRAMES_WHISPER_DOWNLOAD"
 CACHE_ENV = "STT_FRAMES_WHISPER_CACHE"
 
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
-
-
-class WeightsMismatch(RuntimeError):
-    """A pinned model's ``model.bin`` does not have the recorded sha256: it is not loaded."""
 
 
 @dataclass(frozen=True, slots=True)
