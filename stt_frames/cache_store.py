@@ -196,6 +196,15 @@ class ObjectCache(Cache):
             self._pending.add(future)
         future.add_done_callback(self._written)
 
+    def put_many(self, entries: Iterable[Any]) -> None:
+        """Store answers (each with the fields of ``put``), written concurrently; all are stored when this returns."""
+        for e in entries:
+            self.put(
+                e.key, e.response, audio_sha256=e.audio_sha256, model=e.model, language=e.language,
+                endpoint=e.endpoint, audio_seconds=e.audio_seconds, latency_s=e.latency_s,
+            )  # fmt: skip
+        self.flush()
+
     def _written(self, future: concurrent.futures.Future[None]) -> None:
         with self._lock:
             self._pending.discard(future)

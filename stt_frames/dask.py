@@ -48,11 +48,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ._cluster import (
+    ClusterBudget,
+    LockedBudget,
+    assemble_partition,
+    gather_sends,
+    identify_partition,
+    identity_meta,
+    run_partition,
+    send_unique,
+)
 from ._extras import require
 from ._spec import RunSpec
 from .cache import Cache, default_cache_dir
@@ -85,14 +96,32 @@ def result_meta(meta: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
     return meta.assign(**empty_results(meta.index, prefix))
 
 
-def _cache_for_workers(cache: bool | str | os.PathLike[str] | Cache) -> bool | str:
-    """The cache argument as the workers get it: False, or one absolute path resolved here."""
-    if cache is False:
-        return False
+def _cache_for_workers(cache: bool | str | os.PathLike[str] | Cache) -> bool | str | Cache:
+    """The cache argument as the workers get it: False, an object store (URL or ``ObjectCache``, pickled as
+    its URL and options), or one absolute SQLite path resolved here."""
+    from .cache_store import ObjectCache, is_cache_url
+
+    if cache is False or isinstance(cache, ObjectCache):
+        return cache
+    if isinstance(cache, str) and is_cache_url(cache):
+        return cache
     if isinstance(cache, Cache):
         return str(cache.path)
     path = default_cache_dir() if cache is True else Path(cache)
     return str(path.expanduser().absolute())
+
+
+def _shared_budget(max_cost: float | None) -> ClusterBudget | LockedBudget | None:
+    """One budget for every partition: a Dask Actor with a distributed client, else a locked one in-process."""
+    if max_cost is None:
+        return None
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return LockedBudget(max_cost)
+    return ClusterBudget.create(max_cost, client)
 
 
 def _settings_of(client: Client | AsyncClient | None) -> tuple[Settings | None, int]:
@@ -103,24 +132,63 @@ def _settings_of(client: Client | AsyncClient | None) -> tuple[Settings | None, 
     return client.settings, client.max_audio_bytes
 
 
+def _client_for(settings: Settings | None, max_audio_bytes: int) -> Client | None:
+    from .client import Client
+
+    return None if settings is None else Client.from_settings(settings, max_audio_bytes=max_audio_bytes)
+
+
 def _transcribe_partition(
     part: pd.DataFrame,
     column: str,
     *,
-    model: str,
+    spec: RunSpec,
     settings: Settings | None,
     max_audio_bytes: int,
-    cache: bool | str,
-    options: Mapping[str, Any],
+    budget: ClusterBudget | LockedBudget | None,
+    prefix: str,
 ) -> pd.DataFrame:
-    """Run on a worker: one partition through ``transcribe_column``, with a client built from ``settings``."""
-    from .client import Client
-    from .frame import transcribe_column
+    """Run on a worker: one partition through ``run_frame`` (no cross-partition deduplication: cache=False)."""
+    client = _client_for(settings, max_audio_bytes)
+    try:
+        return run_partition(part, column, spec, client=client, budget=budget, prefix=prefix)
+    finally:
+        if client is not None:
+            client.close()
 
-    if settings is None:
-        return transcribe_column(part, column, model=model, cache=cache, progress=False, **options)
-    with Client.from_settings(settings, max_audio_bytes=max_audio_bytes) as client:
-        return transcribe_column(part, column, model=model, cache=cache, progress=False, client=client, **options)
+
+def _send_partition(
+    unique: pd.DataFrame,
+    spec: RunSpec,
+    settings: Settings | None,
+    max_audio_bytes: int,
+    budget: ClusterBudget | LockedBudget | None,
+) -> dict[str, Any]:
+    client = _client_for(settings, max_audio_bytes)
+    try:
+        return send_unique(unique, spec, client=client, budget=budget)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _assemble_partition(
+    part: pd.DataFrame,
+    identities: pd.DataFrame,
+    sends: dict[str, Any],
+    column: str,
+    *,
+    spec: RunSpec,
+    settings: Settings | None,
+    max_audio_bytes: int,
+    prefix: str,
+) -> pd.DataFrame:
+    client = _client_for(settings, max_audio_bytes)
+    try:
+        return assemble_partition(part, identities, sends, column, spec, client=client, prefix=prefix)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def transcribe(
@@ -168,7 +236,7 @@ def transcribe(
         if name is not None and name not in columns:
             raise KeyError(f"{what} {name!r} is not in the DataFrame; columns are {columns}")
     # the run's spec is built (and checked) here: a bad value or a misspelt option fails now, not in every task
-    RunSpec.build(
+    spec = RunSpec.build(
         model=model,
         cache=cache,
         chunk_seconds=chunk_seconds,
@@ -177,23 +245,26 @@ def transcribe(
         timeout=timeout,
         **transcribe_options,
     )
+    spec = replace(spec, cache=_cache_for_workers(cache))
     settings, max_audio_bytes = _settings_of(client)
-    options = {
-        **transcribe_options,
-        "prefix": prefix,
-        "chunk_seconds": chunk_seconds,
-        "max_upload_bytes": max_upload_bytes,
-        "upload_format": upload_format,
-        "timeout": timeout,
-    }
+    budget = _shared_budget(spec.max_cost)
+    meta = result_meta(make_meta(ddf), prefix)
+    common = {"spec": spec, "settings": settings, "max_audio_bytes": max_audio_bytes}
+    if spec.cache is False:  # no shared cache: each partition sends its own rows, under the one budget
+        return ddf.map_partitions(
+            _transcribe_partition, column, budget=budget, prefix=prefix, meta=meta, enforce_metadata=True, **common
+        )
+    import dask
+
+    # 1. identify: each row's audio hash and language, on the workers
+    ids = ddf.map_partitions(identify_partition, column, spec, meta=identity_meta(meta.index))
+    # 2. send: each distinct (audio, language) once, after a shuffle of the (small) identities on the hash
+    unique = ids.dropna(subset=["sha"]).drop_duplicates(subset=["sha", "language"], split_out=ddf.npartitions)
+    send = dask.delayed(_send_partition, pure=False)
+    sends = dask.delayed(gather_sends)(
+        [send(part, spec, settings, max_audio_bytes, budget) for part in unique.to_delayed()]
+    )
+    # 3. assemble: every partition's rows from the shared cache, in their order; nothing is sent here
     return ddf.map_partitions(
-        _transcribe_partition,
-        column,
-        model=model,
-        settings=settings,
-        max_audio_bytes=max_audio_bytes,
-        cache=_cache_for_workers(cache),
-        options=options,
-        meta=result_meta(make_meta(ddf), prefix),
-        enforce_metadata=True,
+        _assemble_partition, ids, sends, column, prefix=prefix, meta=meta, enforce_metadata=True, **common
     )

@@ -121,7 +121,7 @@ def test_a_two_process_cluster_transcribes_each_clip_once_and_reruns_from_cache(
         with distributed.get_task_stream(dask_client) as stream:
             first = out.compute()
         # both worker processes transcribed partitions, against the one shared cache
-        workers = {task["worker"] for task in stream.data if "transcribe_partition" in str(task["key"])}
+        workers = {task["worker"] for task in stream.data if "assemble_partition" in str(task["key"])}
         assert len(workers) == 2, stream.data
 
         assert list(first.index) == list(df.index)  # order and labels kept (Dask may retype the index)
