@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -187,15 +187,13 @@ def test_transcribe_a_data_file_in_the_browser(voila_url: str) -> None:
 WIDGET_SHOT = "widget_ab.png"
 
 
-def _notebook(path: Path) -> Path:
-    """A notebook with two widgets: one on the local server, one on a base URL where nothing listens."""
+def _notebook(path: Path, base_url: str) -> Path:
+    """A notebook with two widgets: one on the local server at ``base_url``, one on a URL where nothing listens."""
     import nbformat
 
     cells = [
-        "import contextlib, stt_frames\n"
-        "servers = contextlib.ExitStack()\n"
-        "base_url = servers.enter_context(stt_frames.serve_local())\n"
-        f"stt_frames.TranscribeWidget(base_url=base_url, data_dir={str(ROOT / 'data')!r}, "
+        "import stt_frames\n"
+        f"stt_frames.TranscribeWidget(base_url={base_url!r}, data_dir={str(ROOT / 'data')!r}, "
         "model='local/pocketsphinx', path='en/flite_rms_01.flac')",
         f"stt_frames.TranscribeWidget(base_url='http://127.0.0.1:9/api/v1', data_dir={str(ROOT / 'data')!r})",
     ]
@@ -206,8 +204,8 @@ def _notebook(path: Path) -> Path:
 
 
 @pytest.fixture
-def widget_page_url(tmp_path: Path) -> Iterator[str]:
-    yield from _voila(_notebook(tmp_path / "widget.ipynb"), tmp_path)
+def widget_page_url(local_server: Callable[..., str], tmp_path: Path) -> Iterator[str]:
+    yield from _voila(_notebook(tmp_path / "widget.ipynb", local_server()), tmp_path)
 
 
 @pytest.mark.timeout(120)

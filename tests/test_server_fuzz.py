@@ -12,6 +12,7 @@ import io
 import json
 import math
 import wave
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,7 +22,6 @@ from hypothesis import strategies as st
 
 pytest.importorskip("starlette")
 
-from stt_frames.server import create_app
 
 BASE = "http://local/api/v1"
 KEY = "sk-fuzz"
@@ -68,7 +68,8 @@ def _encoded_clips() -> list[tuple[bytes, str]]:
 
 WAV = _wav(bytes(3200))  # 0.1 s of silence
 CLIPS = [(WAV, "wav"), (_wav(bytes(range(256)) * 25, 8000), "wav"), *_encoded_clips()]
-APPS = {"open": create_app(), "auth": create_app(api_key=KEY, max_body_bytes=20_000)}
+#: The two apps every request is tried on: ``open`` (no key) and ``auth`` (a key and a 20 kB body limit).
+APP_OPTIONS: dict[str, dict[str, Any]] = {"open": {}, "auth": {"api_key": KEY, "max_body_bytes": 20_000}}
 FORMATS = ["wav", "mp3", "flac", "m4a", "ogg", "webm", "aac"]
 
 json_values = st.recursive(
@@ -166,6 +167,12 @@ headers = st.fixed_dictionaries(
 )
 
 
+@pytest.fixture(scope="module")
+def apps(shared_app: Callable[..., Any]) -> dict[str, Any]:
+    """The apps of ``APP_OPTIONS``, built once (the fuzzer never reads their stats)."""
+    return {name: shared_app(**options) for name, options in APP_OPTIONS.items()}
+
+
 def send(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, timeout=60) as client:
@@ -195,9 +202,11 @@ def check(response: httpx.Response) -> None:
 
 
 @SETTINGS
-@given(body=bodies, headers=headers, which=st.sampled_from(sorted(APPS)))
-def test_any_transcription_request_gets_a_contract_answer(body: bytes, headers: dict[str, bytes], which: str) -> None:
-    response = send(APPS[which], "POST", "/audio/transcriptions", content=body, headers=headers)
+@given(body=bodies, headers=headers, which=st.sampled_from(sorted(APP_OPTIONS)))
+def test_any_transcription_request_gets_a_contract_answer(
+    apps: dict[str, Any], body: bytes, headers: dict[str, bytes], which: str
+) -> None:
+    response = send(apps[which], "POST", "/audio/transcriptions", content=body, headers=headers)
     event(f"status {response.status_code}")
     check(response)
 
@@ -209,8 +218,10 @@ def test_any_transcription_request_gets_a_contract_answer(body: bytes, headers: 
     query=st.dictionaries(st.sampled_from(["output_modalities", "x"]), st.text(max_size=10), max_size=2),
     body=st.binary(max_size=50),
 )
-def test_any_route_gets_a_contract_answer(method: str, path: str, query: dict[str, str], body: bytes) -> None:
-    response = send(APPS["open"], method, path, params=query, content=body)
+def test_any_route_gets_a_contract_answer(
+    apps: dict[str, Any], method: str, path: str, query: dict[str, str], body: bytes
+) -> None:
+    response = send(apps["open"], method, path, params=query, content=body)
     assert response.status_code < 500
     if method != "HEAD" and response.status_code != 200:
         check(response)

@@ -21,6 +21,7 @@ import random
 import re
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,6 @@ if not os.environ.get("STT_FRAMES_MEASURE"):
 pytest.importorskip("pocketsphinx")
 jiwer = pytest.importorskip("jiwer")
 
-from stt_frames.server import serve_local  # noqa: E402
 from stt_frames.server.decode import decode_pcm16  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -68,21 +68,19 @@ async def send(url: str, requests: list[dict[str, Any]], in_flight: int = 4) -> 
         return texts, time.perf_counter() - start
 
 
-def test_measure_throughput_by_workers() -> None:
+def test_measure_throughput_by_workers(local_server: Callable[..., str]) -> None:
     rows = english()
     files = [((DATA / r["path"]).read_bytes(), r["format"]) for r in rows]
     audio_s = sum(len(decode_pcm16(data, fmt)) for data, fmt in files) / 32_000
     rtfx: dict[tuple[str, int], float] = {}
     for workers in (1, 2):
-        with serve_local(process=True, workers=workers, log_level="error") as url:
-            for model in MODELS:
-                asyncio.run(send(url, [request(*files[0], model)] * 2 * workers))  # load every decoder
-                walls = [asyncio.run(send(url, [request(d, f, model) for d, f in files]))[1] for _ in range(2)]
-                rtfx[model, workers] = audio_s / min(walls)
-                wall = min(walls)
-                print(
-                    f"\n{model} workers={workers}: {audio_s:.1f} s of audio in {wall:.2f} s, RTFx {audio_s / wall:.1f}"
-                )
+        url = local_server(process=True, workers=workers, log_level="error")
+        for model in MODELS:
+            asyncio.run(send(url, [request(*files[0], model)] * 2 * workers))  # load every decoder
+            walls = [asyncio.run(send(url, [request(d, f, model) for d, f in files]))[1] for _ in range(2)]
+            rtfx[model, workers] = audio_s / min(walls)
+            wall = min(walls)
+            print(f"\n{model} workers={workers}: {audio_s:.1f} s of audio in {wall:.2f} s, RTFx {audio_s / wall:.1f}")
     for model in MODELS:
         print(f"{model}: RTFx workers=2 / workers=1 = {rtfx[model, 2] / rtfx[model, 1]:.2f} on {os.cpu_count()} CPUs")
         if (os.cpu_count() or 1) >= 2 and os.getloadavg()[0] < 1.5:  # a busy machine has no core to spare
@@ -90,7 +88,7 @@ def test_measure_throughput_by_workers() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
-def test_measure_long_recording_wer(tmp_path: Path) -> None:
+def test_measure_long_recording_wer(local_server: Callable[..., str], tmp_path: Path) -> None:
     rows = english()
     rng = random.Random(0)
     pcm = bytearray()
@@ -107,11 +105,11 @@ def test_measure_long_recording_wer(tmp_path: Path) -> None:
     path.write_bytes(buf.getvalue())
     reference = " ".join(normalise(r["reference"]) for r in rows)
     model = "local/pocketsphinx-fast"
-    with serve_local(process=True, log_level="error") as url:
-        clips = [request((DATA / r["path"]).read_bytes(), r["format"], model) for r in rows]
-        asyncio.run(send(url, clips[:2]))  # load the decoders
-        clip_texts, clip_s = asyncio.run(send(url, clips))
-        (long_text,), long_s = asyncio.run(send(url, [request(path.read_bytes(), "wav", model)]))
+    url = local_server(process=True, log_level="error")
+    clips = [request((DATA / r["path"]).read_bytes(), r["format"], model) for r in rows]
+    asyncio.run(send(url, clips[:2]))  # load the decoders
+    clip_texts, clip_s = asyncio.run(send(url, clips))
+    (long_text,), long_s = asyncio.run(send(url, [request(path.read_bytes(), "wav", model)]))
     by_clip = jiwer.wer(reference, normalise(" ".join(clip_texts)))
     whole = jiwer.wer(reference, normalise(long_text))
     print(
