@@ -102,8 +102,16 @@ def test_compare_models() -> None:
     assert "REF" in text and "the weather is nice today so we can eat outside" in text  # the alignment
 
 
+def _whisper_tiny_served() -> bool:
+    from stt_frames.server.engines import build_engines
+
+    return not build_engines()["local/whisper-tiny.en"].missing_modules()
+
+
 def test_try_a_file() -> None:
-    nb, _ = run_notebook("03_try_a_file")
+    nb, text = run_notebook("03_try_a_file")
+    engine = "local/whisper-tiny.en" if _whisper_tiny_served() else "local/pocketsphinx"
+    assert f"offline engine: {engine}" in text  # the notebook says which engine it starts on
     views = [
         o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
         for c in nb.cells
@@ -116,6 +124,7 @@ def test_try_a_file() -> None:
     combos = [s["state"] for s in states.values() if s["model_name"] == "ComboboxModel"]
     models = next(c for c in combos if c.get("description") == "Model")
     files = next(c for c in combos if c.get("description") == "File")
-    assert "local/pocketsphinx" in models["options"] and models["value"] == "local/pocketsphinx"
-    assert files["value"] == "en/flite_slt_00.wav" and len(files["options"]) == 32 + 11  # data/ and data/real/
+    assert "local/pocketsphinx" in models["options"] and models["value"] == engine
+    real = (ROOT / "data" / "real" / "real.csv").read_text(encoding="utf-8").count("\n") - 1
+    assert files["value"] == "en/flite_slt_00.wav" and len(files["options"]) == 32 + real  # data/ and data/real/
     assert "sk-" not in json.dumps(states)

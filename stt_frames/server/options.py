@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from . import MODELS
 from .decode import DEFAULT_MAX_AUDIO_SECONDS
 from .faults import DEFAULT_FAULTS, DEFAULT_RETRY_AFTER, FAULT_KINDS, parse_faults
 from .pricing import parse_price
@@ -133,10 +132,10 @@ def _key(text: str) -> str:
 
 
 def _price(text: str) -> tuple[str, float]:
-    model, price = parse_price(text)
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r} in --price; models: {', '.join(MODELS)}")
-    return model, price
+    """``MODEL=USD``. Any model id is taken here: the app checks it against the engines it really serves when
+    it starts (``pricing.resolve_prices``), so ``local/whisper-<folder>`` of ``$STT_FRAMES_WHISPER_MODELS`` can
+    be priced too, and a model no engine serves is refused there, with the list of those that are."""
+    return parse_price(text)
 
 
 # -- a Python value, checked (the message names the option) --------------------------------------------------
