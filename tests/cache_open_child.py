@@ -1,8 +1,8 @@
-"""Child process of tests/test_reliability.py: open a cache the moment GO_FILE appears, and store one answer.
+"""Child process of tests/test_cache.py: open a cache the moment GO_FILE appears, and store one answer.
 
 Usage::
 
-    python tests/reliability_open_cache.py CACHE_DIR GO_FILE NAME
+    python tests/cache_open_child.py CACHE_DIR GO_FILE NAME
 
 Prints ``ready`` once imported, then ``ok`` or ``error: <message>``; exits 0 either way.
 """
