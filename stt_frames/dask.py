@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from ._settings import Settings
     from .client import AsyncClient, Client
 
-__all__ = ["result_meta", "transcribe"]
+__all__ = ["result_meta", "to_parquet", "transcribe"]
 
 #: Options ``transcribe`` sets itself, or that make no sense per partition, with what to do instead.
 _REFUSED: Mapping[str, str] = {
@@ -268,3 +268,38 @@ def transcribe(
     return ddf.map_partitions(
         _assemble_partition, ids, sends, column, prefix=prefix, meta=meta, enforce_metadata=True, **common
     )
+
+
+def _write_part(part: pd.DataFrame, target: str, prefix: str) -> int:
+    import fsspec
+    import pyarrow.parquet as pq
+
+    from .results import _to_table
+
+    table = _to_table(part, prefix, part.attrs.get("stt_frames"))
+    with fsspec.open(target, "wb") as f:
+        pq.write_table(table, f)
+    return len(part)
+
+
+def to_parquet(out: dd.DataFrame, path: str | os.PathLike[str], *, prefix: str = "") -> str:
+    """Write ``transcribe``'s result as a Parquet dataset (``part.0.parquet`` ...), one file per partition,
+    each with the schema and run metadata of the one-machine ``output=``; ``read_results`` and DuckDB read it.
+
+    Computes ``out``. Each file's metadata holds the run's parameters and the send pass's counts
+    (``requests``, ``spent_cost`` ...), and ``rows``/``errors`` of its own partition.
+
+    Example::
+
+        stt_frames.dask.to_parquet(stt_frames.dask.transcribe(ddf, model="fake/echo"), "s3://bucket/run-1/")
+        stt_frames.read_results("run-1/")          # a local folder; for S3, pyarrow or DuckDB read it
+    """
+    import dask
+    import fsspec
+
+    root = os.fspath(path).rstrip("/")
+    fs, folder = fsspec.core.url_to_fs(root)
+    fs.makedirs(folder, exist_ok=True)
+    write = dask.delayed(_write_part, pure=False)
+    dask.compute(*(write(part, f"{root}/part.{i}.parquet", prefix) for i, part in enumerate(out.to_delayed())))
+    return root
