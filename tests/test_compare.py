@@ -122,24 +122,6 @@ def test_plot_renders_png(grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, obje
     assert buf.getvalue().startswith(b"\x89PNG") and len(fig.axes) == 2
 
 
-def test_partitioned_dataset_reads_back_everywhere(
-    grid: tuple[pd.DataFrame, pd.DataFrame, dict[str, object]], tmp_path: Path
-) -> None:
-    _, results, _ = grid
-    root = stt_frames.results.write_dataset(results, tmp_path / "runs")
-    parts = sorted(p.relative_to(root).parent.as_posix() for p in root.rglob("*.parquet"))
-    assert "model=local%2Fpocketsphinx/language=auto" in parts or "model=local/pocketsphinx/language=auto" in [
-        p.replace("%2F", "/") for p in parts
-    ]
-    back = pd.read_parquet(root)
-    assert len(back) == len(results)
-    ours = stt_frames.read_results(root)
-    assert len(ours) == len(results) and str(ours["wer"].dtype) == "Float64"
-    duckdb = pytest.importorskip("duckdb", reason="DuckDB check needs duckdb")
-    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/**/*.parquet', hive_partitioning=true)").fetchall()
-    assert rows[0][0] == len(results)
-
-
 def test_spending_cap_applies_to_the_whole_grid(local_server: Callable[..., str]) -> None:
     df = pd.read_csv(DATA / "samples.csv").head(6)
     df["path"] = [str(DATA / p) for p in df["path"]]
