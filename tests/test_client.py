@@ -24,7 +24,7 @@ from scripted_server import Reply, ScriptedServer, serve_in_thread
 
 from stt_frames import errors, retry
 from stt_frames._http import build_body
-from stt_frames._settings import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, resolve_settings
+from stt_frames._settings import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, Settings, resolve_settings
 from stt_frames.audio import AudioInput, prepare_audio
 from stt_frames.client import AsyncClient, Client
 from stt_frames.types import Transcription
@@ -680,17 +680,18 @@ def test_key_never_in_connection_errors(kind: str, wav_file: Path) -> None:
 # --------------------------------------------------------------------------- plain http
 
 
-def _construct(factory: Callable[..., Any], **kw: Any) -> None:
+def _construct(factory: Callable[..., Any], **kw: Any) -> Settings:
+    """Open and close a client of ``factory``; its settings (what it would send, and where)."""
     if factory is AsyncClient:
 
-        async def go() -> None:
-            async with AsyncClient(**kw):
-                pass
+        async def go() -> Settings:
+            async with AsyncClient(**kw) as client:
+                return client.settings
 
-        asyncio.run(go())
-    else:
-        with factory(**kw):
-            pass
+        return asyncio.run(go())
+    with factory(**kw) as client:
+        settings: Settings = client.settings
+        return settings
 
 
 @pytest.mark.parametrize("factory", [Client, AsyncClient])
@@ -724,12 +725,17 @@ def test_key_from_env_over_plain_http_is_refused(monkeypatch: pytest.MonkeyPatch
     ],
 )
 def test_key_over_loopback_or_https_is_fine(factory: Callable[..., Any], url: str) -> None:
-    _construct(factory, api_key=KEY, base_url=url)
+    """Allowed, and the client then really sends the key to that endpoint (and only that one)."""
+    settings = _construct(factory, api_key=KEY, base_url=url)
+    assert settings.endpoint == url.rstrip("/") + "/audio/transcriptions"
+    assert settings.headers()["Authorization"] == f"Bearer {KEY}"
 
 
 @pytest.mark.parametrize("factory", [Client, AsyncClient])
 def test_no_key_allows_any_http_host(factory: Callable[..., Any]) -> None:
-    _construct(factory, api_key=None, base_url="http://example.com/api/v1")
+    settings = _construct(factory, api_key=None, base_url="http://example.com/api/v1")
+    assert settings.endpoint == "http://example.com/api/v1/audio/transcriptions"
+    assert "Authorization" not in settings.headers() and settings.api_key is None
 
 
 def test_async_client_takes_the_https_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
