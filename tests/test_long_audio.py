@@ -1,8 +1,9 @@
 """Long and large recordings (issue 12), end to end against the local server.
 
-Cut in silence, one row per recording, each chunk billed once, a failed chunk named, a killed run resumed
-in the middle of a file, any rate/channels/format, compressed uploads, timeouts that follow the audio, and
-a slow server that gets each request at most twice.
+One row per recording, each chunk billed once, a failed chunk named, a killed run resumed in the middle of
+a file, any rate/channels/format, compressed uploads, timeouts that follow the audio, and a slow server that
+gets each request at most twice. Where the cuts fall and how chunks are encoded: test_chunking.py; the
+timeout formula: test_timeouts.py.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ import pytest
 from recordings import RATE, noise_bursts, speech_recording, write_audio
 
 import stt_frames
-from stt_frames.chunking import UploadPolicy, encode_chunk, find_cut, iter_chunks, probe_seconds
+from stt_frames.chunking import iter_chunks
 from stt_frames.server import get_stats, reset_stats
-from stt_frames.timeouts import timeout_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,63 +56,6 @@ def run(df: pd.DataFrame, url: str, **kw: object) -> pd.DataFrame:
     kw.setdefault("progress", False)
     kw.setdefault("model", "fake/echo")
     return stt_frames.transcribe_column(df, client=stt_frames.Client(base_url=url), **kw)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------- cutting
-
-
-def test_every_cut_falls_in_a_pause() -> None:
-    samples = noise_bursts(20)  # 2.3 s of noise, 0.7 s of digital silence, 20 times
-    chunks = list(iter_chunks(_wav(samples), max_seconds=10.0))
-    assert len(chunks) >= 6
-    assert b"".join(c.pcm for c in chunks) == samples.tobytes()  # nothing lost, nothing doubled
-    for c in chunks[:-1]:
-        assert c.seconds <= 10.0
-        cut = round(c.end * RATE)
-        assert not samples[cut - 400 : cut + 400].any(), f"cut at {c.end:.2f}s is not in a pause"
-
-
-def test_a_cut_in_speech_without_pause_still_respects_the_limit() -> None:
-    noise = (np.random.default_rng(0).standard_normal(RATE * 25) * 3000).astype(np.int16)
-    chunks = list(iter_chunks(_wav(noise), max_seconds=8.0))
-    assert [round(c.seconds, 3) <= 8.0 for c in chunks] == [True] * len(chunks)
-    assert sum(len(c.pcm) for c in chunks) == noise.nbytes
-
-
-def test_find_cut_prefers_the_quietest_window_and_the_latest_of_equals() -> None:
-    x = np.full(RATE * 10, 1000, dtype=np.int16)
-    x[RATE * 3 : RATE * 4] = 0
-    x[RATE * 8 : RATE * 9] = 0
-    cut = find_cut(x, 0, len(x))
-    assert RATE * 8 < cut < RATE * 9
-
-
-def test_policy_limits_and_messages() -> None:
-    assert UploadPolicy().chunk_limit() == 600.0
-    # a FLAC chunk of 16 kHz mono never passes ~32 kB/s: the limit shrinks to fit max_upload_bytes
-    assert UploadPolicy(chunk_seconds=3600, max_upload_bytes=10 * 2**20).chunk_limit() < 330
-    assert UploadPolicy(chunk_seconds=3600, upload_format="opus", max_upload_bytes=20 * 2**20).chunk_limit() == 3600
-    with pytest.raises(stt_frames.AudioError, match=r"x.wav: file is .* over max_upload_bytes=.*set chunk_seconds"):
-        UploadPolicy(chunk_seconds=None, max_upload_bytes=100_000).sends_whole(200_000, 5.0, where="x.wav")
-    for bad in ({"chunk_seconds": 0}, {"upload_format": "mp3"}, {"max_upload_bytes": 10}):
-        with pytest.raises(ValueError):
-            UploadPolicy(**bad)  # type: ignore[arg-type]
-
-
-def test_encoded_chunks_are_deterministic_and_decodable() -> None:
-    pcm = noise_bursts(3).tobytes()
-    for encoding, fmt in (("flac", "flac"), ("opus", "ogg")):
-        a, b = encode_chunk(pcm, encoding), encode_chunk(pcm, encoding)
-        assert a.format == fmt and a.data == b.data
-        assert probe_seconds(a.data) == pytest.approx(len(pcm) / 2 / RATE, abs=0.05)
-    flac = encode_chunk(pcm, "flac")
-    assert b"".join(c.pcm for c in iter_chunks(flac.data, max_seconds=60)) == pcm  # lossless
-
-
-def test_timeout_follows_the_audio() -> None:
-    t = timeout_for(audio_seconds=600, body_bytes=20_000_000)
-    assert (t.connect, t.read, t.write) == (10.0, 720.0, 260.0)
-    assert timeout_for(audio_seconds=None, body_bytes=0).read == 600.0
 
 
 # --------------------------------------------------------------------------- end to end
@@ -284,12 +227,6 @@ def test_big_files_are_read_off_the_event_loop(server: str, tmp_path: Path) -> N
     out = run(df, server, concurrency=4)
     assert out["error"].isna().all(), out["error"].dropna().tolist()
     assert out["chunks"].iloc[0] >= 1 and (out["chunks"].iloc[1:] == 1).all()
-
-
-def _wav(samples: np.ndarray) -> bytes:
-    from recordings import wav_bytes
-
-    return wav_bytes(samples)
 
 
 def test_parquet_keeps_the_chunks_column(server: str, speech: tuple[Path, float], tmp_path: Path) -> None:
