@@ -4,6 +4,7 @@ Example (a shell)::
 
     stt-frames cache info --json
     stt-frames cache clear --model fake/echo --older-than-days 30 --yes
+    stt-frames cache copy ~/.cache/stt_frames s3://bucket/stt-cache     # SQLite -> object store (and back)
 """
 
 from __future__ import annotations
@@ -18,7 +19,25 @@ from ._exit import ExitCode
 
 __all__ = ["add_cache", "format_bytes"]
 
-_CACHE_DIR_HELP = "the cache to use (default: $STT_FRAMES_CACHE_DIR, else the user cache dir); its parent must exist"
+_CACHE_DIR_HELP = (
+    "the cache to use: a folder (default: $STT_FRAMES_CACHE_DIR, else the user cache dir; its parent must exist) "
+    "or an object-store URL (s3://bucket/prefix, file:///shared/dir ...)"
+)
+
+
+def _cache_location(text: str) -> str:
+    """``--cache-dir`` and ``copy``'s arguments: an fsspec URL as it is, else a folder checked by ``cache_dir``."""
+    from ..cache_store import is_cache_url
+
+    return text.strip() if is_cache_url(text.strip()) else cache_dir(text)
+
+
+def _open(location: str | None) -> Any:
+    """The cache at ``location``: an ``ObjectCache`` for a URL, else SQLite."""
+    from ..cache import Cache
+    from ..cache_store import ObjectCache, is_cache_url
+
+    return ObjectCache(location) if location is not None and is_cache_url(location) else Cache(location)
 
 
 def format_bytes(n: int) -> str:
@@ -50,7 +69,7 @@ def add_cache(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentP
         epilog='example:\n  stt-frames cache info --json | jq .entries\n\n--json prints {"path", "entries", '
         '"models": {model: count}, "files", "bytes"}.',
     )
-    info.add_argument("--cache-dir", type=cache_dir, metavar="DIR", help=_CACHE_DIR_HELP)
+    info.add_argument("--cache-dir", type=_cache_location, metavar="DIR", help=_CACHE_DIR_HELP)
     info.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
     info.set_defaults(func=run_info, prog=info.prog)
 
@@ -61,11 +80,26 @@ def add_cache(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentP
         "days (both filters combine). Asks first unless --yes; without a terminal, --yes is required.",
         epilog="example:\n  stt-frames cache clear --model openai/whisper-1 --older-than-days 30 --yes",
     )
-    clear.add_argument("--cache-dir", type=cache_dir, metavar="DIR", help=_CACHE_DIR_HELP)
+    clear.add_argument("--cache-dir", type=_cache_location, metavar="DIR", help=_CACHE_DIR_HELP)
     clear.add_argument("--model", metavar="MODEL", help="only this model's answers")
     clear.add_argument("--older-than-days", type=days, metavar="D", help="only answers older than D days")
     clear.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     clear.set_defaults(func=run_clear, prog=clear.prog)
+
+    copy = actions.add_parser(
+        "copy",
+        help="copy cached answers from one cache to another (SQLite and object store, either way)",
+        description="Copy every cached answer (or one model's) from SOURCE to TARGET, keys and creation times "
+        "unchanged, so a run against TARGET finds what it would have found in SOURCE. Each is a cache folder "
+        "(SQLite) or an object-store URL (s3://bucket/prefix, gs://..., file:///dir). Entries already in TARGET "
+        "under the same key are replaced.",
+        epilog="example:\n  stt-frames cache copy ~/.cache/stt_frames s3://my-bucket/stt-cache\n"
+        "  stt-frames cache copy s3://my-bucket/stt-cache ./local-cache --model openai/whisper-1",
+    )
+    copy.add_argument("source", type=_cache_location, metavar="SOURCE", help="the cache to copy from")
+    copy.add_argument("target", type=_cache_location, metavar="TARGET", help="the cache to copy into")
+    copy.add_argument("--model", metavar="MODEL", help="only this model's answers")
+    copy.set_defaults(func=run_copy, prog=copy.prog)
     return p
 
 
@@ -76,9 +110,11 @@ def _no_action(parser: argparse.ArgumentParser) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     """Run ``stt-frames cache info``."""
-    from ..cache import cache_info
-
-    info = cache_info(args.cache_dir)
+    cache = _open(args.cache_dir)
+    try:
+        info = cache.info()
+    finally:
+        cache.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return ExitCode.OK
@@ -96,14 +132,12 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_clear(args: argparse.Namespace) -> int:
     """Run ``stt-frames cache clear``."""
-    from ..cache import Cache
-
     what = "all cached answers"
     if args.model is not None:
         what = f"cached answers of {args.model}"
     if args.older_than_days is not None:
         what += f" older than {args.older_than_days:g} days"
-    cache = Cache(args.cache_dir)
+    cache = _open(args.cache_dir)
     try:
         if not args.yes:
             if not sys.stdin.isatty():
@@ -116,4 +150,20 @@ def run_clear(args: argparse.Namespace) -> int:
     finally:
         cache.close()
     print(f"deleted {n} cached answer{'s' * (n != 1)} from {cache.path}")
+    return ExitCode.OK
+
+
+def run_copy(args: argparse.Namespace) -> int:
+    """Run ``stt-frames cache copy``."""
+    from ..cache_store import copy_entries
+
+    if args.source == args.target:
+        raise UsageError(f"SOURCE and TARGET are the same cache: {args.source}")
+    source, target = _open(args.source), _open(args.target)
+    try:
+        n = copy_entries(source, target, model=args.model)
+    finally:
+        source.close()
+        target.close()
+    print(f"copied {n} cached answer{'s' * (n != 1)} from {source.path} to {target.path}")
     return ExitCode.OK
