@@ -1,25 +1,30 @@
 """The engine behind transcribe_column: plan the rows, answer what the cache knows, send the rest.
 
-1. Plan (fast, no audio read): each value becomes a path or a row error; ``stat`` checks it; files
-   unchanged since they were last hashed (path, size, mtime) get their audio hash and duration from the
-   cache without being read, and rows whose answer is cached are done at once.
+1. Plan (no audio read), in batches in a worker thread while the event loop sends what is already
+   planned: each value becomes a path or a row error; ``stat`` checks it; files unchanged since they
+   were last hashed (path, size, mtime) get their audio hash and duration from the cache without being
+   read (one ``IN`` query per batch), and rows whose answer is cached are done at once (another).
+   The progress bar counts the planned rows, so it moves within the first second.
 2. Prepare (in a worker thread for files over 1 MiB): read and check the file, hash it, read its
    duration, and decide with the ``UploadPolicy`` whether it goes whole or in chunks.
 3. Send: a whole file joins an identical request already in flight, or is sent under the adaptive
    limiter. A long or large file is decoded as a stream and cut into chunks; each chunk takes its own
    slot of the limiter, is looked up in the cache under its own key, and is sent concurrently with the
-   rest. Every answer, whole or chunk, is written to the cache the moment it arrives; the stitched row
-   is stored too, so a rerun of a long file reads one entry.
+   rest. Every answer, whole or chunk, is queued for the cache as it arrives and committed with the
+   others of the same ``FLUSH_INTERVAL`` (100 ms) in one transaction, and at the end, on a stop and on
+   an interrupt; the stitched row is stored too, so a rerun of a long file reads one entry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,7 +35,7 @@ from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
 from ._spec import RunSpec
 from .audio import AudioInput, check_file, check_header, read_audio
-from .cache import Cache, hash_bytes, hash_file, request_key
+from .cache import FLUSH_INTERVAL, Cache, CacheEntry, PendingEntry, hash_bytes, hash_file, request_keyer
 from .chunking import Chunk, UploadPolicy, encode_chunk, format_clock, iter_chunks, probe_seconds
 from .client import AsyncClient
 from .errors import (
@@ -86,7 +91,7 @@ def as_path(value: Any) -> str:
     raise AudioError(f"expected a path to an audio file, got {type(value).__name__}: {value!r:.60}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     """One unit of sending work: rows that share a file (and, when known, a cache key)."""
 
@@ -106,6 +111,31 @@ class _Prepared:
     sha: str
     seconds: float | None
     clip: AudioInput | None
+
+
+#: Rows planned per batch (one stat pass, one IN-query for the file hashes, one for the answers).
+_PLAN_BATCH = 2048
+
+#: A row whose file exists: (row, absolute path, size, mtime_ns, format).
+_Located = tuple[int, str, int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Unstored:
+    """An answer waiting to be committed, with the rows it answers (their results change if it cannot be)."""
+
+    entry: PendingEntry
+    rows: Sequence[int]
+    result: RowResult | None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rows of a run before they are planned (``Runner.run`` plans them in batches)."""
+
+    values: Sequence[Any]
+    languages: Sequence[str | None]
+    done: bool = False
 
 
 #: Files up to this size are read and hashed on the event loop (a thread hop would cost more than the read).
@@ -166,26 +196,31 @@ class Runner:
         self.budget = budget if budget is not None else Budget(spec.max_cost)
         self._probe = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[RowResult]] = {}
+        self._unstored: list[_Unstored] = []  # answers not committed yet (at most FLUSH_INTERVAL old)
+        self._unstored_keys: dict[str, _Unstored] = {}
+        self._keyers: dict[tuple[str | None, bool, str | None], Callable[[str], str]] = {}
         self.results: list[RowResult | None] = []
         self.stopped = False  # set before RunAborted is raised: no new request goes out after it
 
     def _key(self, sha: str, language: str | None, *, chunked: bool = False, chunk: str | None = None) -> str:
-        upload: dict[str, Any] | None = None
-        if chunk is not None:
-            upload = {"chunk": chunk}
-        elif chunked:
-            upload = self.policy.key_part()
-        spec = self.spec
-        return request_key(
-            sha,
-            model=spec.model,
-            language=language,
-            temperature=spec.temperature,
-            provider_options=spec.provider_options,
-            endpoint=self.client.base_url,
-            extra_body=spec.extra_body,
-            upload=upload,
-        )
+        keyer = self._keyers.get((language, chunked, chunk))
+        if keyer is None:
+            upload: dict[str, Any] | None = None
+            if chunk is not None:
+                upload = {"chunk": chunk}
+            elif chunked:
+                upload = self.policy.key_part()
+            spec = self.spec
+            keyer = self._keyers[(language, chunked, chunk)] = request_keyer(
+                model=spec.model,
+                language=language,
+                temperature=spec.temperature,
+                provider_options=spec.provider_options,
+                endpoint=self.client.base_url,
+                extra_body=spec.extra_body,
+                upload=upload,
+            )
+        return keyer(sha)
 
     def _timeout_for(self, seconds: float | None, body_bytes: int) -> httpx.Timeout:
         if self.spec.timeout is not None:
@@ -208,45 +243,80 @@ class Runner:
             raise RunAborted(result.exception or STTError(result.error))
 
     # -- 1. plan ----------------------------------------------------------------------------------------
-    def plan(self, values: Sequence[Any], languages: Sequence[str | None]) -> list[_Item]:
-        """Settle bad rows and cache hits; return the work left to send."""
+    def plan(self, values: Sequence[Any], languages: Sequence[str | None]) -> _Plan:
+        """The rows to plan; ``run`` plans them in batches off the event loop while it sends what is left."""
         self.results = [None] * len(values)
+        return _Plan(values, languages)
+
+    def _locate(self, values: Sequence[Any], start: int) -> tuple[list[tuple[int, AudioError]], list[_Located]]:
+        """Check a batch of rows without reading them (stat, extension, size); blocking."""
         policy = self.policy
-        located: dict[int, tuple[str, int, int, str]] = {}
-        for i, value in enumerate(values):
+        failed: list[tuple[int, AudioError]] = []
+        located: list[_Located] = []
+        abspath = os.path.abspath
+        for i, value in enumerate(values, start):
             try:
                 path = as_path(value)
                 st, fmt = check_file(path, max_bytes=None)
                 if policy.chunk_seconds is None:
                     policy.sends_whole(st.st_size, None, where=path)  # too big to go whole: an error before any upload
-                located[i] = (os.path.abspath(path), st.st_size, st.st_mtime_ns, fmt)
+                located.append((i, abspath(path), st.st_size, st.st_mtime_ns, fmt))
             except AudioError as exc:
-                self._finish([i], RowResult.failed(exc))
-        known: dict[str, tuple[str, str, float | None]] = {}
-        if self.cache is not None and located:
-            known = self.cache.file_hashes({p: (s, m) for p, s, m, _ in located.values()})
-        # group rows that share a file and language: one item each
-        items: dict[tuple[str, str | None], _Item] = {}
-        for i, (path, size, mtime, fmt) in located.items():
-            lang = languages[i]
-            item = items.get((path, lang))
-            if item is None:
-                item = items[(path, lang)] = _Item(
-                    [], path, size, mtime, fmt, lang, self._planned_key(known, path, size, lang)
-                )
-            item.rows.append(i)
-        pending = list(items.values())
-        if self.cache is not None and not self.spec.refresh:
-            hits = self.cache.get_many(it.key for it in pending if it.key)
-            rest = []
-            for it in pending:
-                entry = hits.get(it.key) if it.key else None
-                if entry is not None:
-                    self._finish(it.rows, RowResult.from_entry(entry))
-                else:
-                    rest.append(it)
-            pending = rest
-        return pending
+                failed.append((i, exc))
+        return failed, located
+
+    def _look_up(self, items: Sequence[_Item]) -> list[RowResult | None]:
+        """Give a batch of items the cache keys the cache knows them by, and their cached answers; blocking."""
+        assert self.cache is not None
+        known = self.cache.file_hashes({it.path: (it.size, it.mtime_ns) for it in items})
+        for it in items:
+            it.key = self._planned_key(known, it.path, it.size, it.language)
+        if self.spec.refresh:
+            return [None] * len(items)
+        hits = self.cache.get_many(it.key for it in items if it.key)
+        entries = [hits.get(it.key) if it.key else None for it in items]
+        return [RowResult.from_entry(e) if e is not None else None for e in entries]
+
+    async def _plan(self, plan: _Plan, queue: collections.deque[_Item], more: asyncio.Event) -> None:
+        """Plan ``plan`` in batches in a worker thread; settle bad rows and cache hits, queue the rest."""
+        loop = asyncio.get_running_loop()
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt-frames-plan")
+        try:
+            items: dict[tuple[str, str | None], _Item] = {}
+            languages = plan.languages
+            for lo in range(0, len(plan.values), _PLAN_BATCH):
+                batch = plan.values[lo : lo + _PLAN_BATCH]
+                failed, located = await loop.run_in_executor(pool, self._locate, batch, lo)
+                for i, exc in failed:
+                    self._finish((i,), RowResult.failed(exc))
+                for i, path, size, mtime, fmt in located:
+                    lang = languages[i]
+                    item = items.get((path, lang))
+                    if item is None:
+                        item = items[(path, lang)] = _Item([], path, size, mtime, fmt, lang)
+                    item.rows.append(i)
+                self.progress.plan(len(batch) - len(failed))
+            pending = list(items.values())
+            del items
+            if self.cache is None:
+                queue.extend(pending)
+                more.set()
+                return
+            for lo in range(0, len(pending), _PLAN_BATCH):
+                batch_items = pending[lo : lo + _PLAN_BATCH]
+                found = await loop.run_in_executor(pool, self._look_up, batch_items)
+                for it, result in zip(batch_items, found, strict=True):
+                    if result is not None:
+                        self._finish(it.rows, result)
+                    else:
+                        queue.append(it)
+                more.set()
+        finally:
+            if self.cache is not None:  # the planning thread's own connection
+                pool.submit(self.cache.close)
+            pool.shutdown(wait=False)
+            plan.done = True
+            more.set()
 
     def _planned_key(
         self, known: Mapping[str, tuple[str, str, float | None]], path: str, size: int, lang: str | None
@@ -274,21 +344,41 @@ class Runner:
         if isinstance(err, APIConnectionError) and err.request_sent:
             self.progress.count(resent=1)
 
-    async def run(self, pending: Sequence[_Item]) -> None:
-        """Send the pending items with ``concurrency`` workers; raises RunAborted for errors that end the run."""
-        queue = collections.deque(pending)
+    async def run(self, plan: _Plan) -> None:
+        """Plan and send the rows with ``concurrency`` workers; raises RunAborted for errors that end the run."""
+        queue: collections.deque[_Item] = collections.deque()
+        more = asyncio.Event()
 
         async def worker() -> None:
-            while queue and not self.stopped:
-                await self._work(queue.popleft())
+            while not self.stopped:
+                if queue:
+                    await self._work(queue.popleft())
+                elif plan.done:
+                    return
+                else:
+                    more.clear()
+                    await more.wait()
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.limiter.max, len(queue)))]
+        finished = asyncio.Event()
+
+        async def send_all() -> None:
+            try:
+                workers = [worker() for _ in range(max(1, min(self.limiter.max, len(plan.values))))]
+                await asyncio.gather(self._plan(plan, queue, more), *workers)
+            finally:
+                finished.set()
+
+        tasks = [asyncio.ensure_future(send_all()), asyncio.ensure_future(self._flush_every(FLUSH_INTERVAL, finished))]
         try:
-            await asyncio.gather(*workers)
+            await asyncio.gather(*tasks)
+            self._flush()
         finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._unstored:  # stopped, interrupted or failed: keep what was answered
+                with contextlib.suppress(RunAborted):
+                    self._flush()
 
     async def _work(self, item: _Item) -> None:
         capped = self.budget.max_cost is not None
@@ -329,7 +419,7 @@ class Runner:
                 self.cache.put_file_hash(
                     item.path, item.size, item.mtime_ns, prepared.sha, item.format, prepared.seconds
                 )
-                entry = self.cache.get(key) if not self.spec.refresh and key != item.key else None
+                entry = self._lookup(key) if not self.spec.refresh and key != item.key else None
             except CacheError as exc:  # the cache failed (disk full ...): stop, keep what finished
                 self.stopped = True
                 raise RunAborted(exc) from exc
@@ -358,15 +448,83 @@ class Runner:
                 )
             self._inflight.pop(key, None)
 
-    def _store(self, key: str, response: Mapping[str, Any], **meta: Any) -> None:
-        """Write one answer to the cache now; a cache failure stops the run (RunAborted)."""
+    def _lookup(self, key: str) -> CacheEntry | None:
+        """A cached answer: one that waits to be committed, else one in the cache."""
+        waiting = self._unstored_keys.get(key)
+        if waiting is not None:
+            e = waiting.entry
+            return CacheEntry(e.key, dict(e.response), e.audio_seconds, e.latency_s, time.time())
+        assert self.cache is not None
+        return self.cache.get(key)
+
+    def _store(
+        self,
+        key: str,
+        response: Mapping[str, Any],
+        *,
+        rows: Sequence[int] = (),
+        result: RowResult | None = None,
+        audio_sha256: str,
+        language: str | None,
+        audio_seconds: float | None,
+        latency_s: float | None,
+    ) -> None:
+        """Queue one answer for the cache; ``_flush`` commits the queue at least every ``FLUSH_INTERVAL``."""
         if self.cache is None:
             return
+        entry = PendingEntry(
+            key, response, audio_sha256, self.spec.model, language, self.client.base_url, audio_seconds, latency_s
+        )
+        waiting = _Unstored(entry, rows, result)
+        self._unstored.append(waiting)
+        self._unstored_keys[key] = waiting
+
+    def _flush(self) -> None:
+        """Commit the queued answers in one transaction; a cache failure stops the run (RunAborted).
+
+        When the transaction fails (disk full ...), the answers are stored one by one, so that as many
+        as fit are kept; the rows of those that were not stored say so in ``error``.
+        """
+        if not self._unstored or self.cache is None:
+            return
+        batch, self._unstored = self._unstored, []
         try:
-            self.cache.put(key, response, model=self.spec.model, endpoint=self.client.base_url, **meta)
-        except CacheError as exc:
-            self.stopped = True
-            raise RunAborted(exc) from exc
+            try:
+                self.cache.put_many([w.entry for w in batch])
+                return
+            except CacheError:
+                pass
+            failed: CacheError | None = None
+            for w in batch:
+                try:
+                    self.cache.put_many([w.entry])
+                except CacheError as exc:
+                    failed = failed or exc
+                    self._not_stored(w, exc)
+            if failed is not None:
+                self.stopped = True
+                raise RunAborted(failed) from failed
+        finally:
+            for w in batch:
+                if self._unstored_keys.get(w.entry.key) is w:
+                    del self._unstored_keys[w.entry.key]
+
+    def _not_stored(self, waiting: _Unstored, exc: CacheError) -> None:
+        """Rows answered whose answer could not be stored: the text is kept, the row says why."""
+        result = waiting.result
+        if result is None:
+            return
+        failed = replace(result, error=f"answered but not stored: {exc}", exception=exc)
+        for i in waiting.rows:
+            if self.results[i] is None or self.results[i] is result:
+                self.results[i] = failed
+
+    async def _flush_every(self, interval: float, finished: asyncio.Event) -> None:
+        """Commit the queued answers every ``interval`` seconds until ``finished`` is set."""
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), interval)
+            self._flush()
 
     async def _request(
         self, clip: AudioInput, language: str | None, seconds: float | None
@@ -413,15 +571,16 @@ class Runner:
             self.budget.settle(ticket, cost=answer.usage.cost or 0.0, size=len(clip.data))
             result = RowResult.from_answer(answer, audio_seconds=seconds, latency_s=latency, cached=False)
             self.progress.count(answered=1, spent=answer.usage.cost, billed_seconds=result.seconds)
-            try:
-                self._store(
-                    key, answer.raw, audio_sha256=sha, language=item.language, audio_seconds=seconds, latency_s=latency
-                )
-            except RunAborted as stop:
-                # the text is kept, but the row must not count among those stored in the cache
-                failed = replace(result, error=f"answered but not stored: {stop.error}", exception=stop.error)
-                self._finish(item.rows, failed)
-                raise
+            self._store(
+                key,
+                answer.raw,
+                rows=item.rows,
+                result=result,
+                audio_sha256=sha,
+                language=item.language,
+                audio_seconds=seconds,
+                latency_s=latency,
+            )
             ok = True
             return result
         finally:
@@ -456,7 +615,7 @@ class Runner:
                     entry = None
                     if self.cache is not None and not self.spec.refresh:
                         try:
-                            entry = self.cache.get(ckey)
+                            entry = self._lookup(ckey)
                         except CacheError as exc:
                             self.stopped = True
                             raise RunAborted(exc) from exc
@@ -500,21 +659,24 @@ class Runner:
         stitched = stitch([t for t, _ in ordered])
         latency = time.perf_counter() - started
         all_cached = all(c for _, c in ordered)
-        self._store(
-            key,
-            stitched,
-            audio_sha256=prepared.sha,
-            language=item.language,
-            audio_seconds=total_seconds,
-            latency_s=latency,
-        )
-        return RowResult.from_answer(
+        result = RowResult.from_answer(
             Transcription.from_json(stitched),
             audio_seconds=total_seconds,
             latency_s=latency,
             cached=all_cached,
             chunks=count,
         )
+        self._store(
+            key,
+            stitched,
+            rows=item.rows,
+            result=result,
+            audio_sha256=prepared.sha,
+            language=item.language,
+            audio_seconds=total_seconds,
+            latency_s=latency,
+        )
+        return result
 
     async def _send_chunk(
         self,

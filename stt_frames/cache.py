@@ -1,8 +1,11 @@
 """The answer cache: SQLite on disk, keyed by a hash of the audio bytes and the request parameters.
 
-Every successful answer is stored the moment it arrives, so a stopped, killed or crashed run loses
-nothing and a rerun sends only what is missing. Only successes are cached. The API key is never part
-of a key or an entry. Several processes may share one cache (SQLite WAL with a busy timeout).
+Every successful answer is stored as it arrives: ``transcribe_column`` commits the answers of each
+``FLUSH_INTERVAL`` (100 ms) in one transaction, and at the end of the run, when stopped, and when
+interrupted. A run killed outright (``kill -9``, a power cut) loses at most the answers of its last
+100 ms; a rerun sends only what is missing. ``Cache.put`` commits at once. Only successes are cached.
+The API key is never part of a key or an entry. Several processes may share one cache (SQLite WAL
+with a busy timeout).
 
 Location: ``cache=path`` argument, else ``STT_FRAMES_CACHE_DIR``, else the user cache directory
 (``~/.cache/stt_frames`` on Linux). The database file is ``cache.sqlite3`` inside that directory.
@@ -24,7 +27,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -35,15 +38,18 @@ from .errors import CacheError
 
 __all__ = [
     "CACHE_FILENAME",
+    "FLUSH_INTERVAL",
     "KEY_VERSION",
     "Cache",
     "CacheError",
+    "PendingEntry",
     "cache_info",
     "clear_cache",
     "default_cache_dir",
     "hash_bytes",
     "hash_file",
     "request_key",
+    "request_keyer",
 ]
 
 #: Bumped when the canonical form of a key changes; it prefixes every key.
@@ -52,6 +58,10 @@ CACHE_FILENAME: Final = "cache.sqlite3"
 _BUSY_TIMEOUT_S: Final = 60.0
 _CHUNK: Final = 500
 _HASH_BATCH: Final = 256
+#: Longest time (seconds) an answer of ``transcribe_column`` waits in memory before it is committed:
+#: the answers that arrive within one interval share one transaction. A process killed with ``kill -9``
+#: loses at most the answers of this last interval (they are sent again by the next run).
+FLUSH_INTERVAL: Final = 0.1
 
 
 def default_cache_dir() -> Path:
@@ -123,6 +133,71 @@ def request_key(
     return f"{KEY_VERSION}:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
+#: Stands in for the audio hash while a key's canonical JSON is built once (hex digits never contain it).
+_SHA_PLACEHOLDER: Final = "\x00audio\x00"
+
+
+def request_keyer(
+    *,
+    model: str,
+    language: str | None,
+    temperature: float | None,
+    provider_options: Mapping[str, Any] | None,
+    endpoint: str,
+    extra_body: Mapping[str, Any] | None = None,
+    upload: Mapping[str, Any] | None = None,
+) -> Callable[[str], str]:
+    """``request_key`` with every parameter but the audio hash fixed: a function of the hash alone.
+
+    The canonical JSON is built once, around a placeholder; each call only splices the hash in and
+    hashes the result, so a run of 200,000 rows does not encode the same parameters 200,000 times.
+    The keys are the same as ``request_key``'s (a test compares them).
+    """
+    fields: dict[str, Any] = {
+        "audio": _SHA_PLACEHOLDER,
+        "model": model,
+        "language": language,
+        "temperature": temperature,
+        "provider_options": provider_options or None,
+        "extra_body": extra_body or None,
+        "endpoint": _endpoint_identity(endpoint),
+    }
+    if upload is not None:
+        fields["upload"] = dict(upload)
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    marker = json.dumps(_SHA_PLACEHOLDER)
+    if canonical.count(marker) != 1:  # a parameter holds the placeholder itself: no shortcut
+        return lambda sha: request_key(
+            sha,
+            model=model,
+            language=language,
+            temperature=temperature,
+            provider_options=provider_options,
+            endpoint=endpoint,
+            extra_body=extra_body,
+            upload=upload,
+        )
+    head, tail = (part.encode() for part in canonical.split(marker))
+    sha256 = hashlib.sha256
+    prefix = f"{KEY_VERSION}:"
+
+    def key(audio_sha256: str) -> str:
+        if not (audio_sha256.isascii() and audio_sha256.isalnum()):  # JSON would escape it: the general path
+            return request_key(
+                audio_sha256,
+                model=model,
+                language=language,
+                temperature=temperature,
+                provider_options=provider_options,
+                endpoint=endpoint,
+                extra_body=extra_body,
+                upload=upload,
+            )
+        return prefix + sha256(b"".join((head, b'"', audio_sha256.encode(), b'"', tail))).hexdigest()
+
+    return key
+
+
 def _m001_initial(db: sqlite3.Connection) -> None:
     db.execute(
         """CREATE TABLE IF NOT EXISTS responses (
@@ -177,6 +252,20 @@ def _nearly_full(folder: Path) -> bool:
 
 #: Schema migrations, applied in order; ``PRAGMA user_version`` records how many ran.
 MIGRATIONS: Final = (_m001_initial, _m002_file_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An answer waiting to be stored by ``Cache.put_many`` (the arguments of ``Cache.put``)."""
+
+    key: str
+    response: Mapping[str, Any]
+    audio_sha256: str
+    model: str
+    language: str | None
+    endpoint: str
+    audio_seconds: float | None = None
+    latency_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +406,41 @@ class Cache:
                 ),
             )
         except sqlite3.Error as exc:
+            raise self._error("write to", exc) from None
+
+    def put_many(self, entries: Sequence[PendingEntry]) -> None:
+        """Store answers (and the buffered file hashes) in one transaction, committed before this returns.
+
+        ``transcribe_column`` collects the answers of at most ``FLUSH_INTERVAL`` seconds and stores them
+        here: one commit instead of one per answer.
+        """
+        now = time.time()
+        rows = [
+            (
+                e.key,
+                e.audio_sha256,
+                e.model,
+                e.language,
+                _endpoint_identity(e.endpoint),
+                json.dumps(e.response, separators=(",", ":")),
+                e.audio_seconds,
+                e.latency_s,
+                now,
+            )
+            for e in entries
+        ]
+        pending = self._pending_hashes()
+        hashes, pending[:] = list(pending), []
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if hashes:
+                db.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?, ?)", hashes)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise self._error("write to", exc) from None
 
     # -- the fast path: path, size and mtime -> audio hash -------------------------------------------
