@@ -1,9 +1,14 @@
 """Shared fixtures. Every test gets a private cache directory and a clean OPENROUTER_* environment.
 
-Servers: ``server`` (the default local server's URL), ``local_server(**options)`` (one running server per
-set of options for the session, stats zeroed on each call), ``make_app(**options)`` / ``shared_app(**options)``
-(in-process apps for ``httpx.ASGITransport``). No test file starts a server of its own; the launcher's own
-tests (test_local_server.py, test_server_options.py) aside. ``tmp_cache``: a ``Cache`` in a fresh directory.
+Servers, over loopback: ``server`` (the default local server's URL), ``local_server(**options)`` (one running
+server per set of options for the session, its stats zeroed on each call), ``fresh_server(**options)`` (a
+server of the test's own, for a test that stops or restarts it). In-process, for ``httpx.ASGITransport``:
+``make_app(**options)`` (closed after the test) and ``shared_app(**options)`` (one per set of options).
+No test file starts a server any other way; the launcher's own tests (test_local_server.py,
+test_server_options.py) aside.
+
+Data: ``tmp_cache`` (a ``Cache`` in a fresh directory), ``samples_dir`` (a copy of data/ with exactly the
+clips of samples.csv), ``wav_factory`` (a sine-tone WAV's bytes).
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from stt_frames.cache import Cache
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -203,7 +211,7 @@ def shared_app() -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def tmp_cache(tmp_path: Path) -> Iterator[Any]:
+def tmp_cache(tmp_path: Path) -> Iterator[Cache]:
     """A ``Cache`` in a fresh directory of its own (``tmp_cache.path``), closed after the test."""
     from stt_frames.cache import Cache
 
