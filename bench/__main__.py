@@ -42,6 +42,7 @@ MODULES: tuple[str, ...] = (
     "bench.client_throughput",  # stt_frames.AsyncClient alone vs httpx and aiohttp (minimal aiohttp server)
     "bench.long_audio",  # scenarios 6-8: a 60-minute recording in chunks, a 3-hour WAV's memory, Opus vs original
     "bench.whisper_real",  # scenario 9: real speech (data/real/): WER, RTFx, peak RSS of every local engine
+    "bench.dask_cluster",  # scenario 10: Dask, 1 vs 2 worker processes; one bill per audio, one cap; the budget actor
 )
 
 HERE = Path(__file__).resolve().parent

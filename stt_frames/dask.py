@@ -7,7 +7,7 @@ Needs the ``dask`` extra (``pip install 'stt-frames[dask]'``). Reach it as a sub
 
     ddf = dd.read_csv("clips-*.csv")                       # a "path" column of audio files
     out = stt_frames.dask.transcribe(ddf, model="openai/whisper-large-v3", cache="/shared/stt-cache")
-    out.to_parquet("transcripts/")                          # a Parquet dataset; pandas reads it back
+    stt_frames.dask.to_parquet(out, "transcripts/")         # a Parquet dataset; read_results reads it back
 
 How it runs:
 
@@ -15,15 +15,18 @@ How it runs:
   their partition, index and order, and failed rows are recorded in ``error`` as usual.
 - ``meta`` is the input's columns plus the result columns of ``stt_frames.results.RESULT_COLUMNS``
   (nullable dtypes), so nothing is computed to find out the schema.
-- The cache: every worker opens the same SQLite cache (WAL mode, safe for many processes). Its location
-  is resolved here, in the calling process (``cache=`` path, else ``STT_FRAMES_CACHE_DIR``, else the
-  user cache dir), made absolute and passed to the workers, so all of them share it and a rerun sends
-  nothing that is cached. Workers on other machines need that path on a shared disk that supports
-  SQLite locking (not NFS); otherwise pass ``cache=`` a local path on each worker, or ``cache=False``.
+- One budget: ``max_cost`` is shared by every worker through one ``BudgetActor`` (``stt_frames._cluster``).
+- One bill per distinct audio: the rows' audio hashes are computed on the workers, shuffled so each distinct
+  (hash, language) is sent by one task, and every partition then reads its answers from the shared cache
+  (nothing is sent in that last pass). With ``cache=False`` each partition sends its own rows.
+- The cache: ``cache="s3://bucket/prefix"`` (any fsspec URL, ``file://`` included) is an ``ObjectCache``,
+  one object per answer, shared by workers on any host. A path is SQLite, resolved here (``cache=`` path, else
+  ``STT_FRAMES_CACHE_DIR``, else the user cache dir) and shared by the workers of one machine (not over NFS).
+  See docs/dask.md for what is guaranteed.
 - The endpoint and key: with ``client=`` (a ``Client``/``AsyncClient``), its settings, API key
   included, travel with the tasks to the workers. Without it, each worker resolves its own
   ``OPENROUTER_API_KEY`` / ``OPENROUTER_BASE_URL`` from its environment.
-- ``max_cost`` and ``concurrency`` apply to each partition (each worker process), not to the whole job.
+- ``concurrency`` applies to each send task.
 - Long recordings: ``chunk_seconds``, ``max_upload_bytes``, ``upload_format`` and ``timeout`` work as in
   ``transcribe_column`` (they are checked here, before any task runs). A long file is cut and its chunks
   sent by the worker that holds its row, and every chunk is cached on its own in the shared cache.
@@ -109,6 +112,17 @@ def _cache_for_workers(cache: bool | str | os.PathLike[str] | Cache) -> bool | s
         return str(cache.path)
     path = default_cache_dir() if cache is True else Path(cache)
     return str(path.expanduser().absolute())
+
+
+def _send_tasks(ddf: dd.DataFrame) -> int:
+    """How many send tasks: the cluster's worker threads (at most the partitions), else the partitions."""
+    try:
+        from distributed import get_client
+
+        threads = sum(get_client().nthreads().values())
+    except (ImportError, ValueError):
+        return int(ddf.npartitions)
+    return max(1, min(int(ddf.npartitions), threads))
 
 
 def _shared_budget(max_cost: float | None) -> ClusterBudget | LockedBudget | None:
@@ -259,7 +273,8 @@ def transcribe(
     # 1. identify: each row's audio hash and language, on the workers
     ids = ddf.map_partitions(identify_partition, column, spec, meta=identity_meta(meta.index))
     # 2. send: each distinct (audio, language) once, after a shuffle of the (small) identities on the hash
-    unique = ids.dropna(subset=["sha"]).drop_duplicates(subset=["sha", "language"], split_out=ddf.npartitions)
+    # as many send tasks as worker threads: each keeps `concurrency` requests in flight for its whole share
+    unique = ids.dropna(subset=["sha"]).drop_duplicates(subset=["sha", "language"], split_out=_send_tasks(ddf))
     send = dask.delayed(_send_partition, pure=False)
     sends = dask.delayed(gather_sends)(
         [send(part, spec, settings, max_audio_bytes, budget) for part in unique.to_delayed()]
