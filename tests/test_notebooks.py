@@ -22,7 +22,7 @@ pytest.importorskip("pocketsphinx", reason="the notebooks use the local pocketsp
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-CELL_TIMEOUT = 120  # seconds per cell
+CELL_TIMEOUT = 600  # seconds per cell: a transcription cell loads Whisper in every worker on its first run
 OWN_KERNEL = "stt-frames-venv"
 
 pytestmark = pytest.mark.slow
