@@ -61,6 +61,9 @@ class RunSpec:
     on_error: OnError = "record"
     upload: UploadPolicy = field(default_factory=UploadPolicy)
     timeout: httpx.Timeout | None = None
+    base_dir: str | None = None
+    sample_rate: int | None = None
+    storage_options: Mapping[str, Any] | None = field(default=None, repr=False)  # may hold credentials
 
     @classmethod
     def build(
@@ -81,6 +84,9 @@ class RunSpec:
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         upload_format: UploadFormat = "original",
         timeout: TimeoutArg | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        sample_rate: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> RunSpec:
         """Check every argument and return the spec; raises ValueError (TypeError for a wrong ``cache``)."""
         if not isinstance(model, str) or not model.strip():
@@ -100,6 +106,14 @@ class RunSpec:
             raise ValueError(f"max_cost must be a number of USD >= 0, got {max_cost!r}")
         if on_error not in ("record", "raise"):
             raise ValueError(f"on_error must be 'record' or 'raise', got {on_error!r}")
+        if base_dir is not None and not isinstance(base_dir, str | os.PathLike):
+            raise ValueError(f"base_dir must be a folder, got {base_dir!r}")
+        if sample_rate is not None and (
+            isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0
+        ):
+            raise ValueError(
+                f"sample_rate must be a whole number of Hz > 0 (for columns of arrays), got {sample_rate!r}"
+            )
         if not isinstance(cache, bool | str | os.PathLike | Cache):
             raise TypeError(f"cache must be True, False, a directory or a Cache, got {type(cache).__name__}")
         return cls(
@@ -118,6 +132,9 @@ class RunSpec:
                 chunk_seconds=chunk_seconds, max_upload_bytes=max_upload_bytes, upload_format=upload_format
             ),
             timeout=as_timeout(timeout) if timeout is not None else None,
+            base_dir=os.fspath(base_dir) if base_dir is not None else None,
+            sample_rate=sample_rate,
+            storage_options=_frozen(storage_options, "storage_options"),
         )
 
     def cache_key(
@@ -153,4 +170,6 @@ class RunSpec:
             "max_upload_bytes": self.upload.max_upload_bytes,
             "upload_format": self.upload.upload_format,
             "timeout": None if self.timeout is None else self.timeout.as_dict(),
+            "base_dir": self.base_dir,
+            "sample_rate": self.sample_rate,
         }

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import httpx
 import pandas as pd
 
+from ._inputs import resolve_inputs
 from ._limits import Budget
 from ._progress import Progress, ProgressListener
 from ._runner import Runner
@@ -37,6 +38,7 @@ from .errors import AuthenticationError, CacheError, Interrupted, NotSentError, 
 from .languages import check_languages
 from .results import output_format, write_results
 from .schema import RESULT_COLUMNS, RowResult
+from .sources import Spool
 from .timeouts import TimeoutArg
 
 __all__ = [
@@ -219,13 +221,29 @@ async def run_frame(
     started = time.perf_counter()
     # a compare() grid shares one bar and budget over its cells: this run's own counts are the differences
     before = (bar.requests, bar.uploaded_bytes, bar.possibly_billed_twice, runner.budget.spent)
+    spool = Spool(spec.storage_options)
+    settled: dict[int, RowResult] = {}
+    todo: list[int] = []
+
+    def results() -> list[RowResult | None]:
+        """Every row's result so far: settled while resolving the inputs, or by the runner."""
+        merged: list[RowResult | None] = [settled.get(i) for i in range(len(df))]
+        for j, i in enumerate(todo):
+            if j < len(runner.results):
+                merged[i] = runner.results[j]
+        return merged
+
     try:
-        pending = runner.plan(df[column].tolist(), languages)
+        values, settled = await resolve_inputs(
+            df[column].tolist(), languages, spec, store, aclient.base_url, spool, bar
+        )
+        todo = [i for i in range(len(df)) if i not in settled]
+        pending = runner.plan([values[i] for i in todo], [languages[i] for i in todo])
         await runner.run(pending)
     except RunAborted as stop:
         err = stop.error
-        partial = _assemble(df, runner.results, prefix, NotSentError(f"not run: the run stopped first ({err})"))
-        done = sum(r is not None and r.error is None for r in runner.results)
+        partial = _assemble(df, results(), prefix, NotSentError(f"not run: the run stopped first ({err})"))
+        done = sum(r is not None and r.error is None for r in results())
         note = (
             f"; {done} finished rows are stored in the cache: fix this and rerun to resume"
             if store is not None
@@ -239,8 +257,8 @@ async def run_frame(
     except asyncio.CancelledError:
         if ctx.interrupt is None or not ctx.interrupt.is_set():
             raise
-        partial = _assemble(df, runner.results, prefix, NotSentError("not run: interrupted"))
-        done = sum(r is not None and r.error is None for r in runner.results)
+        partial = _assemble(df, results(), prefix, NotSentError("not run: interrupted"))
+        done = sum(r is not None and r.error is None for r in results())
         stored = "are cached" if store is not None else "are in .partial (cache=False: a rerun sends them again)"
         raise Interrupted(
             f"interrupted: {done} of {len(df)} rows finished and {stored}; "
@@ -249,6 +267,7 @@ async def run_frame(
             partial,
         ) from None
     finally:
+        spool.close()
         aclient.on_retry = previous_hook
         if ctx.bar is None:
             bar.close()
@@ -261,7 +280,7 @@ async def run_frame(
                     store.flush_file_hashes()
             else:
                 store.close()
-    out = _assemble(df, runner.results, prefix, NotSentError("not run"))
+    out = _assemble(df, results(), prefix, NotSentError("not run"))
     wall = time.perf_counter() - started
     info: dict[str, Any] = {
         "model": spec.model,
@@ -313,6 +332,9 @@ async def atranscribe_column(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     upload_format: UploadFormat = "original",
     timeout: TimeoutArg | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    sample_rate: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     dry_run: bool = False,
 ) -> pd.DataFrame:
     """The awaitable twin of ``transcribe_column`` (same arguments), for code already in an event loop.
@@ -325,7 +347,8 @@ async def atranscribe_column(
         model=model, language=language, language_column=language_column, temperature=temperature,
         provider_options=provider_options, extra_body=extra_body, concurrency=concurrency, cache=cache,
         refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
-        max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
+        max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout, base_dir=base_dir,
+        sample_rate=sample_rate, storage_options=storage_options,
     )  # fmt: skip
     if dry_run:
         return await asyncio.to_thread(_dry_run, df, column, spec, client)
@@ -419,6 +442,9 @@ def transcribe_column(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     upload_format: UploadFormat = "original",
     timeout: TimeoutArg | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+    sample_rate: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     dry_run: bool = False,
 ) -> pd.DataFrame:
     """Transcribe the audio files named in ``df[column]``; return a copy with result columns added.
@@ -440,6 +466,10 @@ def transcribe_column(
       "raise" stops at the first. A 401, 402 or 404 (unknown model) always stops the run at once.
     - ``output``: also write the result to this file, in the format its extension names: ``.parquet``
       (with the schema and run metadata; see ``read_results``), ``.csv`` or ``.jsonl``.
+    - Cells may be local paths (relative ones resolve against ``base_dir``, default the working
+      directory), URLs (``s3://``, ``gs://``, ``az://``, ``hf://``, ``https://``, ``file://``; read with
+      fsspec and ``storage_options``, extra ``stt-frames[remote]``), bytes, Hugging Face audio dicts
+      (``{"bytes", "path"}`` or ``{"array", "sampling_rate"}``) or numpy arrays (``sample_rate=``).
     - ``dry_run``: send nothing; return ``stt_frames.estimate``'s frame instead (files, audio hours, bytes
       and requests to send, rows already cached, price per minute and projected cost).
     - ``overwrite``: the frame already holds result columns (an earlier run): True replaces them; by
@@ -467,7 +497,8 @@ def transcribe_column(
         model=model, language=language, language_column=language_column, temperature=temperature,
         provider_options=provider_options, extra_body=extra_body, concurrency=concurrency, cache=cache,
         refresh=refresh, max_cost=max_cost, on_error=on_error, chunk_seconds=chunk_seconds,
-        max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout,
+        max_upload_bytes=max_upload_bytes, upload_format=upload_format, timeout=timeout, base_dir=base_dir,
+        sample_rate=sample_rate, storage_options=storage_options,
     )  # fmt: skip
     _check_frame(df, column, spec, prefix, output=output, overwrite=overwrite)
     if dry_run:

@@ -105,7 +105,7 @@ def classify(
     """What ``value`` is, or AudioError saying what it is instead (``row`` names it in messages)."""
     label = f"row {row!r}" if row is not None else "value"
     if _missing(value):
-        raise AudioError("missing value (None/NaN) instead of audio")
+        raise AudioError("missing value (None/NaN) instead of a path")
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
         if not isinstance(text, str) or not text.strip():

@@ -121,7 +121,7 @@ def test_bad_rows_are_recorded_and_the_run_goes_on(server: str, tmp_path: Path) 
     expected = {
         "nan": "missing value",
         "none": "missing value",
-        "int": "expected a path to an audio file, got int",
+        "int": "expected a path, URL, bytes, an audio dict or an array of samples, got int",
         "missing": "file not found",
         "dir": "is a directory",
         "empty": "file is empty",

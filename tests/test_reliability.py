@@ -721,7 +721,11 @@ BAD: dict[str, Bad] = {
     "nan": Bad(lambda t: float("nan"), "missing value (None/NaN) instead of a path", errors.AudioError),
     "none": Bad(lambda t: None, "missing value (None/NaN) instead of a path", errors.AudioError),
     "pd.NA": Bad(lambda t: pd.NA, "missing value (None/NaN) instead of a path", errors.AudioError),
-    "int": Bad(lambda t: 42, "expected a path to an audio file, got int: 42", errors.AudioError),
+    "int": Bad(
+        lambda t: 42,
+        "expected a path, URL, bytes, an audio dict or an array of samples, got int: 42",
+        errors.AudioError,
+    ),
     "blank": Bad(lambda t: "  ", "empty or non-text path", errors.AudioError),
     "missing": Bad(lambda t: str(t / "nope.wav"), "nope.wav: file not found", errors.AudioError),
     "directory": Bad(lambda t: str(t), "is a directory, not an audio file", errors.AudioError),
