@@ -144,8 +144,10 @@ class Progress:
 
     def plan(self, n: int) -> None:
         """Record ``n`` more rows checked by the planning pass (shown until the rows themselves finish)."""
+        first = self.planned == 0
         self.planned += n
-        self._refresh()
+        # the first batch of a long planning pass is shown at once: the bar moves before the first second
+        self._refresh(force_bar=first, force_listener=first and self.planned < self.total)
 
     def snapshot(self) -> RunProgress:
         """The counts now, as a ``RunProgress``."""

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import itertools
 import math
 import os
 import time
@@ -115,6 +116,7 @@ class _Prepared:
 
 #: Rows planned per batch (one stat pass, one IN-query for the file hashes, one for the answers).
 _PLAN_BATCH = 2048
+_FIRST_BATCH = 256
 
 #: A row whose file exists: (row, absolute path, size, mtime_ns, format).
 _Located = tuple[int, str, int, int, str]
@@ -284,8 +286,10 @@ class Runner:
         try:
             items: dict[tuple[str, str | None], _Item] = {}
             languages = plan.languages
-            for lo in range(0, len(plan.values), _PLAN_BATCH):
-                batch = plan.values[lo : lo + _PLAN_BATCH]
+            # a small first batch, so that the bar moves at once however many rows there are
+            bounds = [0, *range(_FIRST_BATCH, len(plan.values), _PLAN_BATCH), len(plan.values)]
+            for lo, hi in itertools.pairwise(bounds):
+                batch = plan.values[lo:hi]
                 failed, located = await loop.run_in_executor(pool, self._locate, batch, lo)
                 for i, exc in failed:
                     self._finish((i,), RowResult.failed(exc))
