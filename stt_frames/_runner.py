@@ -41,8 +41,10 @@ from .chunking import Chunk, UploadPolicy, encode_chunk, format_clock, iter_chun
 from .client import AsyncClient
 from .errors import (
     APIConnectionError,
+    APIStatusError,
     AudioError,
     AuthenticationError,
+    BadRequestError,
     BudgetExceededError,
     CacheError,
     NotFoundError,
@@ -57,6 +59,11 @@ from .timeouts import timeout_for
 from .types import Transcription
 
 __all__ = ["FATAL_ERRORS", "Runner", "prepare_file", "stitch"]
+
+#: Connection failures, before any request got through, that stop a run: the base URL is unreachable.
+UNREACHABLE_LIMIT = 3
+#: The same 400 on this many rows in a row stops a run: a bad parameter, which every row would hit.
+SAME_400_LIMIT = 5
 
 #: Errors that every row would hit the same way: they stop the whole run at once.
 FATAL_ERRORS: tuple[type[STTError], ...] = (AuthenticationError, PaymentRequiredError, NotFoundError, CacheError)
@@ -203,6 +210,9 @@ class Runner:
         self._keyers: dict[tuple[str | None, bool, str | None], Callable[[str], str]] = {}
         self.results: list[RowResult | None] = []
         self.stopped = False  # set before RunAborted is raised: no new request goes out after it
+        self._reached = False  # whether any request got an answer (even an error status) in this run
+        self._unreachable = 0  # connection failures before any answer
+        self._same_400: tuple[str | None, int] = (None, 0)  # the last 400's message, and how many in a row
 
     def _key(self, sha: str, language: str | None, *, chunked: bool = False, chunk: str | None = None) -> str:
         keyer = self._keyers.get((language, chunked, chunk))
@@ -347,6 +357,17 @@ class Runner:
             self.limiter.throttle(wait)
         if isinstance(err, APIConnectionError) and err.request_sent:
             self.progress.count(resent=1)
+        elif isinstance(err, APIConnectionError) and not self._reached:
+            # nothing got through yet: an unreachable base URL fails fast, not after every row's retries
+            self._unreachable += 1
+            if self._unreachable >= UNREACHABLE_LIMIT:
+                self.stopped = True
+                raise RunAborted(
+                    APIConnectionError(
+                        f"cannot reach {self.client.base_url}: {UNREACHABLE_LIMIT} connection attempts failed and "
+                        f"no request got through ({err}); check base_url and that the server is running"
+                    )
+                )
 
     async def run(self, plan: _Plan) -> None:
         """Plan and send the rows with ``concurrency`` workers; raises RunAborted for errors that end the run."""
@@ -537,18 +558,33 @@ class Runner:
         started = time.perf_counter()
         self.progress.count(requests=1, uploaded=len(clip.data))
         spec = self.spec
-        answer = await self.client.transcribe(
-            clip,
-            model=spec.model,
-            language=language,
-            temperature=spec.temperature,
-            provider_options=spec.provider_options,
-            extra_body=spec.extra_body,
-            timeout=self._timeout_for(seconds, len(clip.data) * 4 // 3),
-        )
+        try:
+            answer = await self.client.transcribe(
+                clip,
+                model=spec.model,
+                language=language,
+                temperature=spec.temperature,
+                provider_options=spec.provider_options,
+                extra_body=spec.extra_body,
+                timeout=self._timeout_for(seconds, len(clip.data) * 4 // 3),
+            )
+        except APIStatusError:
+            self._reached = True  # the server answered, if with an error
+            raise
+        self._reached = True
+        self._same_400 = (None, 0)
         return answer, time.perf_counter() - started
 
     def _fatal(self, exc: STTError, rows: Sequence[int], result: RowResult) -> None:
+        if isinstance(exc, BadRequestError):  # the same 400 on row after row: a bad parameter, not a bad file
+            last, n = self._same_400
+            self._same_400 = (exc.message, n + 1 if exc.message == last else 1)
+            if self._same_400[1] >= SAME_400_LIMIT:
+                for i in rows:
+                    self.results[i] = result
+                self.stopped = True
+                exc.args = (f"{exc}; the same 400 on {SAME_400_LIMIT} rows in a row: the run stopped there",)
+                raise RunAborted(exc) from exc
         if isinstance(exc, FATAL_ERRORS):
             for i in rows:
                 self.results[i] = result

@@ -4,6 +4,7 @@ an output whose format is unknown. Each says what to do instead."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -82,3 +83,34 @@ def test_no_key_for_a_remote_api_fails_before_any_file_is_read(tmp_path: Path) -
     with pytest.raises(stt_frames.AuthenticationError, match=r"no API key for https://openrouter\.ai/api/v1"):
         stt_frames.transcribe_column(df, model="openai/whisper-1", progress=False, cache=cache)
     assert not cache.exists()  # not even the cache was opened
+
+
+def test_an_unreachable_server_stops_the_run_at_once_naming_it() -> None:
+    root = Path(__file__).resolve().parent.parent / "data"
+    df = pd.DataFrame({"path": sorted(str(p) for p in (root / "en").glob("*.wav"))})
+    with pytest.raises(stt_frames.APIConnectionError, match=r"cannot reach http://127\.0\.0\.1:9/api/v1") as info:
+        run(df, concurrency=2)
+    assert info.value.partial is not None and len(info.value.partial) == len(df)  # the rows, none sent
+
+
+def test_the_same_400_on_row_after_row_stops_the_run(server_url: str) -> None:
+    root = Path(__file__).resolve().parent.parent / "data"
+    df = pd.DataFrame({"path": sorted(str(p) for p in (root / "en").glob("*.*"))})
+    assert len(df) > 6
+    with (
+        stt_frames.Client(base_url=server_url) as client,
+        pytest.raises(stt_frames.BadRequestError, match="the same 400 on 5 rows in a row") as info,
+    ):
+        stt_frames.transcribe_column(
+            df, model="fake/echo", client=client, progress=False, cache=False, concurrency=1,
+            extra_body={"temperature": 7},  # a parameter the server refuses, on every row
+        )  # fmt: skip
+    partial = info.value.partial
+    types = partial["error_type"].value_counts().to_dict()
+    assert types == {"BadRequestError": 5, "NotSentError": len(df) - 5} and partial["text"].isna().all()
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with stt_frames.serve_local() as url:
+        yield url
