@@ -133,9 +133,9 @@ def estimate_specs(
 
     languages = _languages(df, spec0.language, spec0.language_column)
     sync = client if isinstance(client, Client) else Client.from_settings(client.settings) if client else Client()
-    cache = None if spec0.cache is False else spec0.cache if isinstance(spec0.cache, Cache) else (
-        Cache(None if spec0.cache is True else spec0.cache)
-    )  # fmt: skip
+    from .frame import _open_cache
+
+    cache = _open_cache(spec0.cache)  # the same cache the run would use, SQLite or an object store
     try:
         files: dict[str, _File | AudioError] = {}
         rows: list[tuple[_File | AudioError, str | None]] = []
