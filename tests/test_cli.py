@@ -506,3 +506,16 @@ def test_the_cli_errors_exit_with_their_declared_status() -> None:
 
     assert issubclass(CLIError, STTError)
     assert (UsageError.status, MissingKeyError.status) == (ExitCode.USAGE, ExitCode.AUTH)
+
+
+def test_base_dir_says_what_relative_paths_are_relative_to(server: str, tmp_path: Path) -> None:
+    table = tmp_path / "elsewhere" / "list.csv"
+    table.parent.mkdir()
+    table.write_text("path\nen/flite_slt_00.wav\n")  # relative to data/, not to the CSV's folder
+    out = tmp_path / "o.parquet"
+    default = cli("transcribe", str(table), "--model", "fake/echo", "--base-url", server, "-o", str(out))
+    assert default.returncode == 1 and "file not found" in default.stderr
+    given = cli("transcribe", str(table), "--model", "fake/echo", "--base-url", server, "-o", str(out),
+                "--base-dir", str(DATA))  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    assert pd.read_parquet(out)["text"].str.startswith("echo ").all()

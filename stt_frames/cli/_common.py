@@ -231,6 +231,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--column", default="path", metavar="COL", help="column of audio paths (default: path; for a folder, its name)"
     )
     p.add_argument(
+        "--base-dir",
+        metavar="DIR",
+        help="folder that relative paths in INPUT are relative to (default: INPUT's own folder)",
+    )
+    p.add_argument(
         "--concurrency",
         type=positive_int,
         metavar="N",
@@ -317,6 +322,8 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         options["upload_format"] = args.upload_format
     if args.timeout is not None:
         options["timeout"] = args.timeout
+    if getattr(args, "base_dir", None) is not None:
+        options["base_dir"] = args.base_dir
     return options
 
 

@@ -102,7 +102,7 @@ def _resolve_paths(values: pd.Series, base: Path) -> pd.Series:
     return values.map(fix)
 
 
-def load_input(path: str, column: str) -> pd.DataFrame:
+def load_input(path: str, column: str, base_dir: str | None = None) -> pd.DataFrame:
     """The DataFrame for INPUT: a CSV or Parquet file as is (paths resolved), or a folder's audio files.
 
     Example::
@@ -122,7 +122,8 @@ def load_input(path: str, column: str) -> pd.DataFrame:
     df = _read_table(p)
     if column not in df.columns:
         raise UsageError(f"--column {column!r} is not a column of {path!r}; columns are {list(df.columns)}")
-    df[column] = _resolve_paths(df[column], p.parent)
+    if base_dir is None:  # relative paths are relative to the input file's folder
+        df[column] = _resolve_paths(df[column], p.parent)
     return df
 
 
@@ -234,7 +235,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     if not args.dry_run:
         _check_output(args.output, folder=False)
-    df = load_input(args.input, args.column)
+    df = load_input(args.input, args.column, args.base_dir)
     _check_columns(df, args.input, language_column=args.language_column)
     with make_client(args) as client:
         out = transcribe_column(
@@ -301,7 +302,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     if not args.dry_run:
         _check_output(args.output, folder=True)
-    df = load_input(args.input, args.column)
+    df = load_input(args.input, args.column, args.base_dir)
     _check_columns(df, args.input, reference=args.reference)
     with make_client(args) as client:
         results = compare(
