@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -19,10 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PRICE = 0.006  # USD per audio minute on the local server's fake/echo
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with stt_frames.serve_local(prices={"fake/echo": PRICE}) as url:
-        yield url
+@pytest.fixture
+def server(local_server: Callable[..., str]) -> str:
+    return local_server(prices={"fake/echo": PRICE})
 
 
 def samples() -> pd.DataFrame:
