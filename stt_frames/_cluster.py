@@ -66,8 +66,8 @@ class BudgetActor:
     def __init__(self, max_cost: float | None) -> None:
         self.budget = Budget(max_cost)
 
-    def reserve(self, size: int) -> int | None:
-        return self.budget.reserve(size)
+    def reserve(self, size: int, estimate: float | None = None) -> int | None:
+        return self.budget.reserve(size, estimate)
 
     def settle(self, ticket: int | None, cost: float | None, size: int) -> None:
         self.budget.settle(ticket, cost=cost, size=size)
@@ -120,10 +120,10 @@ class ClusterBudget:
         actor = self._actor
         return ClusterBudget(Actor(actor._cls, actor._address, actor.key, worker=get_worker()), self.max_cost)
 
-    def reserve(self, size: int) -> int | None:
+    def reserve(self, size: int, estimate: float | None = None) -> int | None:
         if self._exhausted:
             return None
-        ticket: int | None = self._actor.reserve(size).result()
+        ticket: int | None = self._actor.reserve(size, estimate).result()
         if ticket is None:
             self._exhausted = True
         return ticket
@@ -162,9 +162,9 @@ class LockedBudget(Budget):
         super().__init__(max_cost)
         self._lock = threading.Lock()
 
-    def reserve(self, size: int) -> int | None:
+    def reserve(self, size: int, estimate: float | None = None) -> int | None:
         with self._lock:
-            return super().reserve(size)
+            return super().reserve(size, estimate)
 
     def settle(self, ticket: int | None, *, cost: float | None, size: int) -> None:
         with self._lock:
@@ -181,7 +181,7 @@ class NoSendBudget(Budget):
     def calibrated(self) -> bool:
         return True
 
-    def reserve(self, size: int) -> int | None:
+    def reserve(self, size: int, estimate: float | None = None) -> int | None:
         self.exhausted = True
         return None
 

@@ -5,9 +5,10 @@ requests allowed in flight and pauses new ones for the wait the server asked for
 lets it grow back by one per ``limit`` successes, up to ``concurrency``.
 
 ``Budget`` refuses a request when spent cost, plus estimates for what is in flight, plus this
-request's estimate would exceed ``max_cost``. The estimate is the highest cost per byte of audio seen so
-far times this file's size (cautious on purpose: a cap is a promise); until a first cost is seen, only one
-request is allowed in flight.
+request's estimate would exceed ``max_cost``. When the server lists the model's price per minute, the
+estimate is the request's audio duration times that price (plus 2 %), so a cap is spent to within one
+row's cost. Otherwise it is the highest cost per byte of audio seen so far times this file's size
+(cautious on purpose: a cap is a promise), and until a first cost is seen only one request is in flight.
 """
 
 from __future__ import annotations
@@ -84,13 +85,14 @@ class Budget:
         """Whether a first cost has been seen (before that, one request at a time under a cap)."""
         return self._bytes_seen > 0
 
-    def reserve(self, size: int) -> int | None:
-        """Reserve an estimate for a request; None (and exhausted) when it would break the cap."""
+    def reserve(self, size: int, estimate: float | None = None) -> int | None:
+        """Reserve ``estimate`` (USD; default: from the cost per byte seen) for a request; None (and
+        exhausted) when it would break the cap."""
         if self.max_cost is None:
             return 0
         if self.exhausted:
             return None
-        est = self.estimate(size)
+        est = estimate if estimate is not None else self.estimate(size)
         if self.spent + sum(self.reserved.values()) + est > self.max_cost or self.spent >= self.max_cost:
             self.exhausted = True
             return None

@@ -210,6 +210,9 @@ class Runner:
         self._keyers: dict[tuple[str | None, bool, str | None], Callable[[str], str]] = {}
         self.results: list[RowResult | None] = []
         self.stopped = False  # set before RunAborted is raised: no new request goes out after it
+        #: USD per second of audio, when the server lists the model's price (set by run_frame): a capped
+        #: run then reserves each request's duration times it, and needs no first request to calibrate.
+        self.price_per_second: float | None = None
         self._reached = False  # whether any request got an answer (even an error status) in this run
         self._unreachable = 0  # connection failures before any answer
         self._same_400: tuple[str | None, int] = (None, 0)  # the last 400's message, and how many in a row
@@ -351,6 +354,12 @@ class Runner:
         return self._key(sha, lang, chunked=not p.sends_whole(size, seconds))
 
     # -- 2. send ----------------------------------------------------------------------------------------
+    def _estimate(self, seconds: float | None) -> float | None:
+        """What a request of ``seconds`` of audio will cost, when the price is known (2 % of margin)."""
+        if self.price_per_second is None or seconds is None:
+            return None
+        return seconds * self.price_per_second * 1.02
+
     def on_retry(self, err: STTError, wait: float) -> None:
         """Client retry hook: a 429 slows the whole run down; a second send after a lost answer is counted."""
         if isinstance(err, RateLimitError):
@@ -407,7 +416,7 @@ class Runner:
 
     async def _work(self, item: _Item) -> None:
         capped = self.budget.max_cost is not None
-        if capped and not self.budget.calibrated:
+        if capped and self.price_per_second is None and not self.budget.calibrated:
             async with self._probe:  # until a first cost is known, one request at a time
                 await self._work_item(item)
             return
@@ -598,7 +607,7 @@ class Runner:
         try:
             if self.stopped:
                 return RowResult.failed(NotSentError("not run: the run stopped before this request was sent"))
-            ticket = self.budget.reserve(len(clip.data))
+            ticket = self.budget.reserve(len(clip.data), self._estimate(seconds))
             if ticket is None:
                 return self._over_budget()
             try:
@@ -664,7 +673,7 @@ class Runner:
                         self.progress.count(answered=1)
                         continue
                     clip = await asyncio.to_thread(encode_chunk, chunk.pcm, self.policy.chunk_encoding)
-                    ticket = self.budget.reserve(len(clip.data))
+                    ticket = self.budget.reserve(len(clip.data), self._estimate(chunk.seconds))
                     if ticket is None:
                         failure.append((chunk.index, self._over_budget_error()))
                         break
@@ -672,7 +681,11 @@ class Runner:
                         item, chunk.index, chunk.seconds, clip, ckey, csha, ticket, answers, failure
                     )
                     released = True  # the task releases the slot
-                    if self.budget.max_cost is not None and not self.budget.calibrated:
+                    if (
+                        self.budget.max_cost is not None
+                        and self.price_per_second is None
+                        and not self.budget.calibrated
+                    ):
                         await send  # the first cost is not known yet: one request at a time
                     else:
                         tasks.append(asyncio.ensure_future(send))

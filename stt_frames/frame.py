@@ -176,6 +176,20 @@ def _dry_run(df: pd.DataFrame, column: str, spec: RunSpec, client: Client | Asyn
     return estimate_specs(df, column, [spec], client=client)
 
 
+async def _price_per_second(client: AsyncClient, model: str) -> float | None:
+    """The model's USD per audio second from ``GET /models`` (None when not listed or not reachable)."""
+    from ._estimate import price_per_minute
+
+    try:
+        listed = await client.list_models()
+    except (STTError, httpx.HTTPError) as exc:
+        log.info("no price list from %s (%s): max_cost learns the price from the first answers", client.base_url, exc)
+        return None
+    entry = next((m for m in listed if m.get("id") == model), None)
+    per_minute = price_per_minute(entry) if entry is not None else None
+    return None if per_minute is None else per_minute / 60
+
+
 @dataclass
 class RunContext:
     """What a run shares with the runs around it: ``compare`` passes one bar and one budget to every cell.
@@ -216,6 +230,8 @@ async def run_frame(
     store = _open_cache(spec.cache)
     bar = ctx.bar if ctx.bar is not None else _progress_for(progress, len(df), f"{prefix}{spec.model}")
     runner = Runner(aclient, store, bar, spec, budget=ctx.budget)
+    if spec.max_cost is not None:  # a cap is held to within one row when the price per minute is known
+        runner.price_per_second = await _price_per_second(aclient, spec.model)
     previous_hook = aclient.on_retry
     aclient.on_retry = runner.on_retry
     started = time.perf_counter()

@@ -250,3 +250,30 @@ def test_settling_an_unknown_or_empty_ticket_is_harmless() -> None:
     budget.settle(0, cost=None, size=10)
     budget.settle(12345, cost=None, size=10)
     assert budget.reserved == {ticket: 0.0} and budget.spent == 0.0
+
+
+def test_a_given_estimate_is_reserved_instead_of_the_byte_rate() -> None:
+    budget = Budget(max_cost=1.0)
+    assert budget.reserve(10**9, estimate=0.6) is not None  # the duration x price, not the (unknown) byte rate
+    assert budget.reserve(10, estimate=0.5) is None and budget.exhausted  # 0.6 + 0.5 > 1.0
+
+
+def test_a_known_price_holds_the_cap_to_within_one_row() -> None:
+    """max_cost with the price listed by the server: spent stays under the cap and within one row of it."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    import stt_frames
+    from stt_frames.server import get_stats
+
+    root = Path(__file__).resolve().parent.parent / "data"
+    df = pd.read_csv(root / "samples.csv")
+    df["path"] = [str(root / p) for p in df["path"]]
+    with stt_frames.serve_local(prices={"fake/echo": 0.05}) as url, stt_frames.Client(base_url=url) as client:
+        out = stt_frames.transcribe_column(
+            df, model="fake/echo", client=client, cache=False, progress=False, max_cost=0.05, concurrency=8
+        )
+        spent = get_stats(url)["cost"]
+    assert out["error_type"].isin(["BudgetExceededError"]).sum() > 0  # the cap did stop rows
+    assert 0.05 - out["cost"].max() <= spent <= 0.05, spent
