@@ -4,7 +4,7 @@ real ``datasets`` frame) and numpy arrays all give the same text and cost, and a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,10 @@ MODEL = "local/pocketsphinx-fast"  # a real engine: decoded arrays give the same
 CLIPS = ["en/flite_slt_00.wav", "en/flite_kal_04.wav", "en/flite_awb_02.wav"]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+@pytest.fixture
+def server(local_server: Callable[..., str]) -> str:
     pytest.importorskip("pocketsphinx", reason="needs the local extra")
-    with stt_frames.serve_local(prices={MODEL: 0.006}) as url:
-        yield url
+    return local_server(prices={MODEL: 0.006})
 
 
 @pytest.fixture(scope="module")

@@ -258,7 +258,7 @@ def test_a_given_estimate_is_reserved_instead_of_the_byte_rate() -> None:
     assert budget.reserve(10, estimate=0.5) is None and budget.exhausted  # 0.6 + 0.5 > 1.0
 
 
-def test_a_known_price_holds_the_cap_to_within_one_row() -> None:
+def test_a_known_price_holds_the_cap_to_within_one_row(local_server: Callable[..., str]) -> None:
     """max_cost with the price listed by the server: spent stays under the cap and within one row of it."""
     from pathlib import Path
 
@@ -270,7 +270,8 @@ def test_a_known_price_holds_the_cap_to_within_one_row() -> None:
     root = Path(__file__).resolve().parent.parent / "data"
     df = pd.read_csv(root / "samples.csv")
     df["path"] = [str(root / p) for p in df["path"]]
-    with stt_frames.serve_local(prices={"fake/echo": 0.05}) as url, stt_frames.Client(base_url=url) as client:
+    url = local_server(prices={"fake/echo": 0.05})
+    with stt_frames.Client(base_url=url) as client:
         out = stt_frames.transcribe_column(
             df, model="fake/echo", client=client, cache=False, progress=False, max_cost=0.05, concurrency=8
         )

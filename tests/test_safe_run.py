@@ -4,7 +4,7 @@ an output whose format is unknown. Each says what to do instead."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -110,7 +110,6 @@ def test_the_same_400_on_row_after_row_stops_the_run(server_url: str) -> None:
     assert types == {"BadRequestError": 5, "NotSentError": len(df) - 5} and partial["text"].isna().all()
 
 
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with stt_frames.serve_local() as url:
-        yield url
+@pytest.fixture
+def server_url(local_server: Callable[..., str]) -> str:
+    return local_server()
