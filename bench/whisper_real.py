@@ -4,10 +4,11 @@ Scenario 9 (issue 14). For `local/pocketsphinx`, `local/pocketsphinx-fast`, `loc
 its extra is installed, `local/whisper-base`, each on a server of its own, started in its own process by
 `stt_frames.serve_local(process=True)` with 2 worker processes (this machine's 2 cores):
 
-- every clip of `data/real/` (11 recordings of real English speech, 37 s; see data/real/SOURCES.md) is
-  posted at once, 2 requests in flight (one per worker), straight over HTTP (httpx: the server is what is
-  measured). One untimed warm-up loads the models first. All the servers are up at once and their runs
-  are interleaved, so that the load of this shared machine falls on every configuration alike.
+- every English clip of `data/real/` (89 recordings of real English speech, 410 s, 1,017 words: LibriVox,
+  CMU and Asterisk's telephone prompts; see data/real/SOURCES.md) is posted at once, 2 requests in flight
+  (one per worker), straight over HTTP (httpx: the server is what is measured). One untimed warm-up loads
+  the models first. All the servers are up at once and their runs are interleaved, so that the load of
+  this shared machine falls on every configuration alike.
 - RTFx = audio seconds / wall seconds of the whole set (median of the runs).
 - WER: corpus WER over the set after Whisper's English normaliser (`stt_frames.normalize.whisper_english`),
   jiwer's counts summed over clips.
@@ -17,7 +18,11 @@ its extra is installed, `local/whisper-base`, each on a server of its own, start
   got the same text both times.
 
 For Whisper tiny.en the threading and the beam are measured too: 2 workers x 1 CTranslate2 thread (the
-default) against 1 worker x 2 threads, and beam 5 (the default) against beam 1.
+default) against 1 worker x 2 threads, and beam 5 (the default) against beam 1. The WER of each source
+(pocketsphinx's clips, Asterisk's prompts) is in the notes.
+
+`local/whisper-base`, when installed, is also run on the Dutch and Czech clips of `data/real/` (recorded game
+dialogue, told the language): WER after Whisper's basic normaliser, one row per language.
 
 Targets (issue 14): `local/whisper-tiny.en` at WER <= 8% and RTFx >= 4, clearly better than pocketsphinx.
 """
@@ -53,6 +58,15 @@ CONFIGS: tuple[tuple[str, str, int, int, int], ...] = (
 TARGET_MODEL = "local/whisper-tiny.en"
 TARGET_WER, TARGET_RTFX = 0.08, 4.0
 QUICK_CLIPS = 4
+BASE_MODEL = "local/whisper-base"
+#: The other languages of data/real/ (whisper-base only, told the language).
+OTHER_LANGUAGES = ("nl", "cs")
+
+
+def _source(row: dict[str, str]) -> str:
+    """Which collection a clip comes from: the first word of its file name (librivox, cmu, asterisk)."""
+    return row["path"].split("/")[-1].split("_")[0]
+
 
 COLUMNS = {
     "rtfx": "audio seconds / wall seconds for the whole set, median of the runs (higher is faster)",
@@ -66,10 +80,15 @@ COLUMNS = {
 LEADING = ("client", "rtfx", "wer", "peak_rss_mb", "same_text", "workers", "threads", "beam", "target", "verdict")
 
 
-def clips(quick: bool) -> list[dict[str, str]]:
+def clips(quick: bool, language: str = "en") -> list[dict[str, str]]:
+    """The clips of ``language`` in real.csv (quick: the first few)."""
     with open(REAL / "real.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = [r for r in csv.DictReader(fh) if r["language"] == language]
     return rows[:QUICK_CLIPS] if quick else rows
+
+
+def _format(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -116,12 +135,21 @@ def server(workers: int, threads: int, beam: int) -> Iterator[str]:
                 os.environ[k] = v
 
 
-async def _post_all(url: str, model: str, files: list[bytes], concurrency: int) -> list[str]:
+Audio = tuple[bytes, str]  # (file bytes, contract format)
+
+
+async def _post_all(url: str, model: str, files: list[Audio], concurrency: int, language: str | None) -> list[str]:
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
 
-        async def one(data: bytes) -> str:
-            body = {"model": model, "input_audio": {"data": base64.b64encode(data).decode(), "format": "wav"}}
+        async def one(audio: Audio) -> str:
+            data, fmt = audio
+            body: dict[str, Any] = {
+                "model": model,
+                "input_audio": {"data": base64.b64encode(data).decode(), "format": fmt},
+            }
+            if language is not None:
+                body["language"] = language
             async with gate:
                 response = await client.post("/audio/transcriptions", json=body)
             response.raise_for_status()
@@ -130,20 +158,23 @@ async def _post_all(url: str, model: str, files: list[bytes], concurrency: int) 
         return list(await asyncio.gather(*(one(d) for d in files)))
 
 
-def transcribe(url: str, model: str, files: list[bytes], concurrency: int) -> tuple[list[str], float]:
+def transcribe(
+    url: str, model: str, files: list[Audio], concurrency: int, language: str | None = None
+) -> tuple[list[str], float]:
     started = time.perf_counter()
-    texts = asyncio.run(_post_all(url, model, files, concurrency))
+    texts = asyncio.run(_post_all(url, model, files, concurrency, language))
     return texts, time.perf_counter() - started
 
 
-def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
+def corpus_wer(references: list[str], hypotheses: list[str], normalizer: str = "whisper_english") -> float:
     import jiwer
 
-    from stt_frames.normalize import whisper_english
+    from stt_frames import normalize
 
+    norm = getattr(normalize, normalizer)
     errors = words = 0
     for ref, hyp in zip(references, hypotheses, strict=True):
-        out = jiwer.process_words(whisper_english(ref), whisper_english(hyp) or "<empty>")
+        out = jiwer.process_words(norm(ref), norm(hyp) or "<empty>")
         errors += out.substitutions + out.deletions + out.insertions
         words += out.substitutions + out.deletions + out.hits
     return errors / words
@@ -159,7 +190,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     """Every configuration on a server of its own, all up at once, their runs interleaved (same load for all)."""
     module = "whisper_real"
     rows_in = clips(quick)
-    files = [(REAL / r["path"]).read_bytes() for r in rows_in]
+    files = [((REAL / r["path"]).read_bytes(), _format(r["path"])) for r in rows_in]
     references = [r["reference"] for r in rows_in]
     audio_s = sum(float(r["seconds"]) for r in rows_in)
     h.log(module, f"{len(files)} clips of real speech, {audio_s:.1f} s of audio")
@@ -170,6 +201,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     urls: dict[str, str] = {}
     pids: dict[str, list[int]] = {}
     texts: dict[str, tuple[list[str], list[str]]] = {}
+    other_texts: dict[str, tuple[list[str], float]] = {}
     with ExitStack() as stack:
         for label, model, workers, threads, beam in configs:
             before = set(_descendants(os.getpid()))
@@ -192,6 +224,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
             backward, _ = transcribe(urls[label], model, files[::-1], workers)
             texts[label] = (texts[label][0], backward[::-1])
         peaks = {label: sum(_vm_hwm_mb(p) for p in pids[label]) for label in pids}
+        other = {lang: clips(quick, lang) for lang in OTHER_LANGUAGES}
+        if BASE_MODEL in urls:  # whisper-base on the other languages, told the language
+            for lang, lang_rows in other.items():
+                audio = [((REAL / r["path"]).read_bytes(), _format(r["path"])) for r in lang_rows]
+                hyps, wall = transcribe(urls[BASE_MODEL], BASE_MODEL, audio, 2, language=lang)
+                other_texts[lang] = (hyps, wall)
 
     rows: list[dict[str, Any]] = []
     name = f"9. Real speech: data/real/ ({len(files)} clips, {audio_s:.0f} s of English)"
@@ -200,6 +238,13 @@ def run(quick: bool) -> list[dict[str, Any]]:
         seconds = statistics.median(times)
         forward, backward = texts[label]
         wer = corpus_wer(references, forward)
+        by_source = {
+            source: corpus_wer(
+                [references[i] for i in range(len(rows_in)) if _source(rows_in[i]) == source],
+                [forward[i] for i in range(len(rows_in)) if _source(rows_in[i]) == source],
+            )
+            for source in sorted({_source(r) for r in rows_in})
+        }
         row: dict[str, Any] = {
             "scenario": name,
             "client": label,
@@ -220,14 +265,35 @@ def run(quick: bool) -> list[dict[str, Any]]:
             row["target"] = f"WER <= {100 * TARGET_WER:.0f}% and RTFx >= {TARGET_RTFX:g}"
             row["verdict"] = h.verdict(wer <= TARGET_WER and row["rtfx"] >= TARGET_RTFX)
         row["figure"] = f"{label}: WER {100 * wer:.1f}%, RTFx {row['rtfx']:.1f}, peak RSS {peaks[label]:.0f} MB"
-        row["notes"] = h.notes(extra=[h.load_note(loads), f"{len(pids[label])} server processes"])
+        per_source = ", ".join(f"{k} {100 * v:.1f}%" for k, v in by_source.items())
+        row["notes"] = h.notes(
+            extra=[f"WER by source: {per_source}", h.load_note(loads), f"{len(pids[label])} server processes"]
+        )
         rows.append(row)
+    for lang, (hyps, wall) in other_texts.items():
+        lang_rows = other[lang]
+        lang_s = sum(float(r["seconds"]) for r in lang_rows)
+        words = sum(len(r["reference"].split()) for r in lang_rows)
+        wer = corpus_wer([r["reference"] for r in lang_rows], hyps, normalizer="basic")
+        rows.append(
+            {
+                "scenario": f"9. Real speech: data/real/{lang}/ ({len(lang_rows)} clips, {lang_s:.0f} s, {words} words)",  # noqa: E501
+                "client": f"{BASE_MODEL}, language={lang}",
+                "role": "baseline",
+                "server": "stt-frames serve (own process)",
+                "rtfx": lang_s / wall,
+                "wer": wer,
+                "workers": 2,
+                "figure": f"{BASE_MODEL} on {lang}: WER {100 * wer:.1f}% (basic normaliser), RTFx {lang_s / wall:.1f}",
+                "notes": "one run; recorded game dialogue against its script (Fish Fillets NG, GPL-2)",
+            }
+        )
     return rows
 
 
 def main() -> None:
     for row in run(quick=False):
-        print(row["figure"], "| same text both orders:", row["same_text"])
+        print(row["figure"], "| same text both orders:", row.get("same_text"), "|", row.get("notes", ""))
 
 
 if __name__ == "__main__":

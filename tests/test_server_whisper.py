@@ -32,12 +32,12 @@ TINY = "local/whisper-tiny.en"
 WHISPER_BASE = "local/whisper-base"
 
 
-def _rows() -> list[dict[str, str]]:
+def _rows(language: str = "en") -> list[dict[str, str]]:
     with open(REAL / "real.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        return [r for r in csv.DictReader(fh) if r["language"] == language]
 
 
-ROWS = _rows()
+ROWS = _rows()  # English; the pocketsphinx clips (WAV) first, then Asterisk's prompts (Opus)
 
 
 def _installed(name: str) -> bool:
@@ -177,14 +177,20 @@ def test_the_installed_pinned_weights_are_the_recorded_ones(name: str) -> None:
 # --- through the server ------------------------------------------------------------------------------------------
 
 
+#: Every 2nd English clip: 45 clips, about 200 s and 500 words of the 89 (bench/whisper_real.py runs all).
+TEST_ROWS = ROWS[::2]
+#: tiny.en's WER on TEST_ROWS must stay under this (measured: 5.6 %, pocketsphinx 31.4 %).
+WHISPER_LIMIT = 0.08
+
+
 @needs_tiny
 def test_tiny_en_on_real_speech_beats_pocketsphinx(app: Any) -> None:
-    paths = [REAL / r["path"] for r in ROWS]
-    references = [r["reference"] for r in ROWS]
+    paths = [REAL / r["path"] for r in TEST_ROWS]
+    references = [r["reference"] for r in TEST_ROWS]
+    assert sum(len(r.split()) for r in references) >= 450
     whisper = corpus_wer(references, texts(app, paths, TINY))
     pocketsphinx = corpus_wer(references, texts(app, paths, "local/pocketsphinx"))
-    # measured: 8.4% (8 errors in 95 words, 3 of them "for"/"clothes"/"close" in the cards clips) vs 24.2%
-    assert whisper <= 0.10, f"whisper-tiny.en WER {whisper:.3f}"
+    assert whisper <= WHISPER_LIMIT, f"whisper-tiny.en WER {whisper:.3f}"
     assert whisper * 2 <= pocketsphinx, (whisper, pocketsphinx)
 
 
@@ -271,3 +277,44 @@ def test_a_folder_of_ones_own_is_served_as_local_whisper_name(monkeypatch: pytes
         application.state.stt.close()
     assert "local/whisper-mine" in listed
     assert "forward" in text.lower()
+
+
+# --- prices for every model the server serves ----------------------------------------------------------------
+
+
+def _own_models(tmp_path: Path, *names: str) -> Path:
+    """A folder of one's own with a (not loadable) model per name: enough to be listed and priced."""
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.bin").write_bytes(b"weights")
+    return tmp_path
+
+
+def test_price_accepts_a_whisper_folder_of_ones_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from stt_frames.cli import build_parser
+    from stt_frames.server.options import ServerOptions
+
+    monkeypatch.setenv(wm.MODELS_ENV, str(_own_models(tmp_path, "mine")))
+    args = build_parser().parse_args(["serve", "--price", "local/whisper-mine=0.02", "--price", f"{TINY}=0.006"])
+    application = create_app(ServerOptions.from_namespace(args, environ={}))
+    try:
+        prices = application.state.stt.prices
+        listed = {m["id"]: m for m in asyncio.run(_get(application, "/models")).json()["data"]}
+    finally:
+        application.state.stt.close()
+    assert prices["local/whisper-mine"] == 0.02 and prices[TINY] == 0.006
+    if "local/whisper-mine" in listed:  # listed when the whisper extra is installed
+        assert listed["local/whisper-mine"]["pricing"]["per_minute"] == "0.02"
+
+
+def test_a_price_for_a_model_no_engine_serves_is_refused_when_the_server_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stt_frames.cli import main
+
+    monkeypatch.setenv(wm.MODELS_ENV, str(_own_models(tmp_path, "mine")))
+    status = main(["serve", "--port", "0", "--price", "local/whisper-other=0.02"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1 and "unknown model 'local/whisper-other'" in err
+    assert "local/whisper-mine" in err  # the message lists the models that are served
