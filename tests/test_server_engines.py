@@ -1,6 +1,6 @@
 """The local server as a real provider: limits, engine worker processes, utterances cut at pauses, cancellation.
 
-In-process through httpx.ASGITransport where that suffices; over loopback (serve_local) where a real
+In-process through httpx.ASGITransport where that suffices; over loopback (the fresh_server fixture) where a real
 connection must go away. Apps driven without their lifespan are closed by the ``make_app`` fixture.
 """
 
@@ -16,7 +16,7 @@ import random
 import re
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("starlette")
 
-from stt_frames.server import DEFAULT_MAX_AUDIO_SECONDS, create_app, get_stats, serve_local
+from stt_frames.server import DEFAULT_MAX_AUDIO_SECONDS, create_app, get_stats
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 BASE = "http://local/api/v1"
@@ -58,21 +58,6 @@ def wav_bytes(pcm: bytes) -> bytes:
 
 def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
-
-
-@pytest.fixture
-def make_app() -> Iterator[Callable[..., Any]]:
-    """``make_app(**options)``: ``create_app`` whose worker processes are stopped after the test."""
-    apps: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        app = create_app(**options)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.state.stt.close()
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +152,8 @@ def test_bad_limit_and_worker_options_are_refused(options: dict[str, Any], fragm
         create_app(**options)
 
 
-def test_limits_reach_a_server_in_its_own_process(wav_factory: Callable[..., bytes]) -> None:
-    with serve_local(process=True, max_audio_seconds=0.5, max_body_bytes=200_000) as url:
+def test_limits_reach_a_server_in_its_own_process(wav_factory: Callable[..., bytes], fresh_server: Any) -> None:
+    with fresh_server(process=True, max_audio_seconds=0.5, max_body_bytes=200_000) as url:
         r = httpx.post(f"{url}/audio/transcriptions", json=body(wav_factory(1.0)))
         assert r.status_code == 400 and r.json()["error"]["metadata"] == {
             "max_audio_seconds": 0.5,
@@ -197,13 +182,11 @@ def test_speech_segments_cut_at_pauses_and_drop_silence(clips: list[tuple[bytes,
     assert all(len(s) <= 5 * 32_000 for s in long) and sum(map(len, long)) > 20 * 32_000
 
 
-@pytest.fixture(scope="module")
-def pool_app() -> Iterator[Any]:
-    """One app with 2 worker processes for the pocketsphinx tests below (the decoders load once)."""
+@pytest.fixture
+def pool_app(shared_app: Callable[..., Any]) -> Any:
+    """One app with 2 worker processes for the pocketsphinx tests below (the decoders load once a session)."""
     pytest.importorskip("pocketsphinx")
-    app = create_app(workers=2)
-    yield app
-    app.state.stt.close()
+    return shared_app(workers=2)
 
 
 def test_same_audio_same_text_whatever_was_decoded_before(pool_app: Any, clips: list[tuple[bytes, str]]) -> None:
@@ -240,9 +223,9 @@ def test_a_long_recording_is_decoded_utterance_by_utterance(pool_app: Any, clips
 # --- worker processes --------------------------------------------------------------------------------------
 
 
-def test_worker_processes_stop_with_the_server(clips: list[tuple[bytes, str]]) -> None:
+def test_worker_processes_stop_with_the_server(clips: list[tuple[bytes, str]], fresh_server: Any) -> None:
     before = set(multiprocessing.active_children())
-    with serve_local(workers=1) as url:
+    with fresh_server(workers=1) as url:
         r = httpx.post(f"{url}/audio/transcriptions", json=body(wav_bytes(clips[0][0]), model=FAST), timeout=60)
         assert r.status_code == 200 and r.json()["text"]
         workers = set(multiprocessing.active_children()) - before
@@ -262,14 +245,14 @@ def _wait_idle(url: str, timeout: float = 10.0) -> dict[str, Any]:
     return stats
 
 
-def test_a_client_that_goes_away_cancels_the_decode(clips: list[tuple[bytes, str]]) -> None:
+def test_a_client_that_goes_away_cancels_the_decode(clips: list[tuple[bytes, str]], fresh_server: Any) -> None:
     from stt_frames.server.engines import speech_segments
 
     short = wav_bytes(clips[0][0])
     pcm = concatenate([pcm for pcm, _ in clips[:16]])  # about 60 s of speech: seconds of work for one worker
     utterances = len(speech_segments(pcm))
     long = wav_bytes(pcm)
-    with serve_local(workers=1) as url:
+    with fresh_server(workers=1) as url:
         assert httpx.post(f"{url}/audio/transcriptions", json=body(short, model=FAST), timeout=60).status_code == 200
         warm = get_stats(url)["jobs"]["done"]  # the worker is up and its decoder loaded
         with pytest.raises(httpx.TimeoutException):
@@ -284,8 +267,10 @@ def test_a_client_that_goes_away_cancels_the_decode(clips: list[tuple[bytes, str
     assert stats["jobs"]["done"] - warm + stats["jobs"]["cancelled"] == 1 + utterances  # ... and none got lost
 
 
-def test_a_client_that_goes_away_during_latency_cancels_the_wait(wav_factory: Callable[..., bytes]) -> None:
-    with serve_local(latency=30) as url:
+def test_a_client_that_goes_away_during_latency_cancels_the_wait(
+    wav_factory: Callable[..., bytes], fresh_server: Any
+) -> None:
+    with fresh_server(latency=30) as url:
         with pytest.raises(httpx.TimeoutException):
             httpx.post(f"{url}/audio/transcriptions", json=body(wav_factory(0.1)), timeout=0.3)
         stats = _wait_idle(url, timeout=5)
