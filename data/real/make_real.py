@@ -121,7 +121,8 @@ def _to_opus(data: bytes, format: str) -> bytes:
     import av
 
     out = io.BytesIO()
-    with av.open(io.BytesIO(data), format=format) as source, av.open(out, "w", format="ogg") as sink:
+    bitexact = {"serial_offset": "1", "fflags": "+bitexact"}  # the same bytes on every run (no random serial)
+    with av.open(io.BytesIO(data), format=format) as source, av.open(out, "w", format="ogg", options=bitexact) as sink:
         stream = sink.add_stream("libopus", rate=16_000)
         stream.layout = "mono"  # type: ignore[union-attr]
         stream.bit_rate = OPUS_BIT_RATE
