@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from .audio import FORMATS, format_from_extension
+from .audio import FORMATS, find_audio
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -78,15 +78,10 @@ _ERROR_STYLE = _BOX + "background:#fdecea;border:1px solid #f5c2c0;color:#611a15
 
 
 def audio_files(folder: Path | None, *, limit: int = 500) -> list[str]:
-    """Audio files under ``folder``, as sorted paths relative to it (at most ``limit``)."""
-    if folder is None or not folder.is_dir():
+    """Audio files under ``folder``, as sorted paths relative to it (at most ``limit``): ``audio.find_audio``."""
+    if folder is None:
         return []
-    found = sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and format_from_extension(p) is not None
-    )
-    return found[:limit]
+    return [Path(p).relative_to(folder).as_posix() for p in find_audio(folder, limit=limit)]
 
 
 def _status_of(error: BaseException | str) -> int | None:

@@ -16,6 +16,7 @@ import io
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import AudioError
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_file",
     "check_header",
     "detect_format",
+    "find_audio",
     "format_from_extension",
     "prepare_audio",
     "probe_duration",
@@ -160,6 +162,29 @@ def check_file(
             f"expected one of {', '.join('.' + f for f in FORMATS)}"
         )
     return st, fmt
+
+
+def find_audio(folder: str | os.PathLike[str], *, limit: int | None = None) -> list[str]:
+    """The audio files under ``folder`` (recursively, sorted, hidden ones skipped), as paths under it.
+
+    A file is audio when its extension names a contract format (see ``format_from_extension``). The CLI
+    (a folder as INPUT) and the widget (its file list) both use this.
+
+    Example::
+
+        find_audio("data")[:1]  # ['data/de/espeak_de_00.mp3']
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found = sorted(
+        str(p)
+        for p in root.rglob("*")
+        if format_from_extension(p) is not None
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+    return found if limit is None else found[:limit]
 
 
 def check_header(path: str, fmt: str) -> str:

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..audio import FORMATS
+from ..audio import FORMATS, find_audio
 from ._common import (
     ENVIRONMENT_HELP,
     UsageError,
@@ -38,7 +38,7 @@ from ._exit import ExitCode, exit_codes_help
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["AUDIO_SUFFIXES", "add_compare", "add_transcribe", "find_audio", "load_input"]
+__all__ = ["AUDIO_SUFFIXES", "add_compare", "add_transcribe", "load_input"]
 
 #: File name endings a folder INPUT is searched for.
 AUDIO_SUFFIXES: tuple[str, ...] = tuple(f".{fmt}" for fmt in FORMATS)
@@ -51,21 +51,6 @@ _INPUT_HELP = (
     f"{' '.join(FORMATS)}); relative paths in a file are tried against the current directory, "
     "then against the file's folder"
 )
-
-
-def find_audio(folder: Path) -> list[str]:
-    """The audio files under ``folder`` (recursively, sorted, hidden ones skipped) as paths under it.
-
-    Example::
-
-        find_audio(Path("data"))[:1]  # ['data/de/espeak_de_00.mp3']
-    """
-    found = []
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder)
-        if p.suffix.lower() in AUDIO_SUFFIXES and not any(part.startswith(".") for part in rel.parts) and p.is_file():
-            found.append(str(p))
-    return sorted(found)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
