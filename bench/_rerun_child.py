@@ -48,6 +48,18 @@ def _hand(df: pd.DataFrame, cache_dir: str) -> pd.DataFrame:
     return out
 
 
+def _peak_mb() -> float:
+    """This process's peak RSS: ``VmHWM``. (``ru_maxrss`` is not: Linux carries the parent's peak over exec.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> int:
     kind, listing, cache_dir, url = sys.argv[1:5]
     with open(listing) as f:
@@ -76,7 +88,7 @@ def main() -> int:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "first_update_s": first[0] if first else None,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "maxrss_mb": _peak_mb(),
     }
     print(json.dumps(result))
     return 0

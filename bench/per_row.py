@@ -14,7 +14,8 @@ Scenario 11, a cached rerun of 200,000 distinct files (0.01 s WAVs, 364 bytes ea
 it has room). The cache is filled
 directly (`Cache.put_many` with the keys `transcribe_column` computes, and the file hashes), which is what a
 finished first run leaves behind; the timed rerun then must answer every row from the cache (it is checked).
-Each contender runs in a fresh child process, so its peak RSS (`ru_maxrss`) is its own:
+Each contender runs in a fresh child process, so its peak RSS (`VmHWM`; `ru_maxrss` would carry over
+the parent's peak through exec) is its own:
 
 - `stt_frames.transcribe_column` rerun with a `progress=` callback: wall time, peak RSS, and the time
   until the first progress snapshot (the bar redraws on the same schedule or sooner). Targets: peak
@@ -56,7 +57,7 @@ COLUMNS = {
     "seconds": "median wall time of 3 interleaved runs",
     "client_cpu_us_per_req": "CPU time of the client process per request (every thread), median over runs",
     "ratio_to_raw": "CPU per request / raw aiohttp's (read + base64 + POST + parse per file) in the same run",
-    "peak_rss_mb": "peak RSS of the child process that ran the contender (ru_maxrss), median",
+    "peak_rss_mb": "peak RSS of the child process that ran the contender (VmHWM), median",
     "first_update_s": "seconds from the call until the first progress snapshot (stt_frames only), median",
 }
 LEADING = ("client", "seconds", "rps", "client_cpu_us_per_req", "ratio_to_raw", "peak_rss_mb", "first_update_s")

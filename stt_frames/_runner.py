@@ -36,7 +36,7 @@ from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
 from ._spec import RunSpec
 from .audio import AudioInput, check_file, check_header, read_audio
-from .cache import FLUSH_INTERVAL, Cache, CacheEntry, PendingEntry, hash_bytes, hash_file, request_keyer
+from .cache import FLUSH_ENTRIES, FLUSH_INTERVAL, Cache, CacheEntry, PendingEntry, hash_bytes, hash_file, request_keyer
 from .chunking import Chunk, UploadPolicy, encode_chunk, format_clock, iter_chunks, probe_seconds
 from .client import AsyncClient
 from .errors import (
@@ -103,7 +103,7 @@ def as_path(value: Any) -> str:
 class _Item:
     """One unit of sending work: rows that share a file (and, when known, a cache key)."""
 
-    rows: list[int]
+    rows: Sequence[int]  # a tuple for one row (most items), a list once a second row shares the file
     path: str
     size: int
     mtime_ns: int
@@ -275,7 +275,8 @@ class Runner:
                 st, fmt = check_file(path, max_bytes=None)
                 if policy.chunk_seconds is None:
                     policy.sends_whole(st.st_size, None, where=path)  # too big to go whole: an error before any upload
-                located.append((i, abspath(path), st.st_size, st.st_mtime_ns, fmt))
+                full = abspath(path)
+                located.append((i, path if full == path else full, st.st_size, st.st_mtime_ns, fmt))
             except AudioError as exc:
                 failed.append((i, exc))
         return failed, located
@@ -297,8 +298,10 @@ class Runner:
         loop = asyncio.get_running_loop()
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt-frames-plan")
         try:
-            items: dict[tuple[str, str | None], _Item] = {}
+            # keyed by path alone when every row has the same language (200,000 tuples less to hold)
+            items: dict[str | tuple[str, str | None], _Item] = {}
             languages = plan.languages
+            one_language = len(set(languages)) <= 1
             # a small first batch, so that the bar moves at once however many rows there are
             bounds = [0, *range(_FIRST_BATCH, len(plan.values), _PLAN_BATCH), len(plan.values)]
             for lo, hi in itertools.pairwise(bounds):
@@ -308,10 +311,14 @@ class Runner:
                     self._finish((i,), RowResult.failed(exc))
                 for i, path, size, mtime, fmt in located:
                     lang = languages[i]
-                    item = items.get((path, lang))
+                    key = path if one_language else (path, lang)
+                    item = items.get(key)
                     if item is None:
-                        item = items[(path, lang)] = _Item([], path, size, mtime, fmt, lang)
-                    item.rows.append(i)
+                        items[key] = _Item((i,), path, size, mtime, fmt, lang)
+                    elif isinstance(item.rows, list):
+                        item.rows.append(i)
+                    else:
+                        item.rows = [*item.rows, i]
                 self.progress.plan(len(batch) - len(failed))
             pending = list(items.values())
             del items
@@ -503,7 +510,10 @@ class Runner:
         audio_seconds: float | None,
         latency_s: float | None,
     ) -> None:
-        """Queue one answer for the cache; ``_flush`` commits the queue at least every ``FLUSH_INTERVAL``."""
+        """Queue one answer for the cache; the queue is committed every ``FLUSH_INTERVAL`` or ``FLUSH_ENTRIES``.
+
+        Raises RunAborted when that commit fails (the rows of the answers not stored say so).
+        """
         if self.cache is None:
             return
         entry = PendingEntry(
@@ -512,6 +522,8 @@ class Runner:
         waiting = _Unstored(entry, rows, result)
         self._unstored.append(waiting)
         self._unstored_keys[key] = waiting
+        if len(self._unstored) >= FLUSH_ENTRIES:
+            self._flush()
 
     def _flush(self) -> None:
         """Commit the queued answers in one transaction; a cache failure stops the run (RunAborted).

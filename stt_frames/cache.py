@@ -1,11 +1,11 @@
 """The answer cache: SQLite on disk, keyed by a hash of the audio bytes and the request parameters.
 
 Every successful answer is stored as it arrives: ``transcribe_column`` commits the answers of each
-``FLUSH_INTERVAL`` (100 ms) in one transaction, and at the end of the run, when stopped, and when
-interrupted. A run killed outright (``kill -9``, a power cut) loses at most the answers of its last
-100 ms; a rerun sends only what is missing. ``Cache.put`` commits at once. Only successes are cached.
-The API key is never part of a key or an entry. Several processes may share one cache (SQLite WAL
-with a busy timeout).
+``FLUSH_INTERVAL`` (100 ms, or ``FLUSH_ENTRIES`` answers, whichever comes first) in one transaction,
+and at the end of the run, when stopped, and when interrupted. A run killed outright (``kill -9``,
+a power cut) loses at most the answers of its last 100 ms; a rerun sends only what is missing.
+``Cache.put`` commits at once. Only successes are cached. The API key is never part of a key or an
+entry. Several processes may share one cache (SQLite WAL with a busy timeout).
 
 Location: ``cache=path`` argument, else ``STT_FRAMES_CACHE_DIR``, else the user cache directory
 (``~/.cache/stt_frames`` on Linux). The database file is ``cache.sqlite3`` inside that directory.
@@ -38,6 +38,7 @@ from .errors import CacheError
 
 __all__ = [
     "CACHE_FILENAME",
+    "FLUSH_ENTRIES",
     "FLUSH_INTERVAL",
     "KEY_VERSION",
     "Cache",
@@ -62,6 +63,8 @@ _HASH_BATCH: Final = 256
 #: the answers that arrive within one interval share one transaction. A process killed with ``kill -9``
 #: loses at most the answers of this last interval (they are sent again by the next run).
 FLUSH_INTERVAL: Final = 0.1
+#: ... or as soon as this many answers wait: a commit every 32 answers instead of one per answer.
+FLUSH_ENTRIES: Final = 32
 
 
 def default_cache_dir() -> Path:
