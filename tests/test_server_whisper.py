@@ -184,6 +184,7 @@ WHISPER_LIMIT = 0.08
 
 
 @needs_tiny
+@pytest.mark.timeout(900)  # ~200 s of audio through two engines: seconds on an idle CI machine, minutes under load
 def test_tiny_en_on_real_speech_beats_pocketsphinx(app: Any) -> None:
     paths = [REAL / r["path"] for r in TEST_ROWS]
     references = [r["reference"] for r in TEST_ROWS]
