@@ -106,7 +106,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
     fmt = OUTPUT_FORMATS.get(suffix)
     if fmt is None:
         known = ", ".join(OUTPUT_FORMATS)
-        raise ValueError(f"output {os.fspath(path)!r}: cannot tell the format from {suffix or 'no extension'!r}; "
+        raise ValueError(f"output {os.fspath(path)!r}: cannot tell the format from {repr(suffix) if suffix else 'a name with no extension'}; "
                          f"use one of {known}")  # fmt: skip
     return fmt
 
