@@ -106,8 +106,8 @@ def output_format(path: str | os.PathLike[str]) -> str:
     fmt = OUTPUT_FORMATS.get(suffix)
     if fmt is None:
         known = ", ".join(OUTPUT_FORMATS)
-        raise ValueError(f"output {os.fspath(path)!r}: cannot tell the format from {repr(suffix) if suffix else 'a name with no extension'}; "
-                         f"use one of {known}")  # fmt: skip
+        what = repr(suffix) if suffix else "a name with no extension"
+        raise ValueError(f"output {os.fspath(path)!r}: cannot tell the format from {what}; use one of {known}")
     return fmt
 
 
