@@ -148,7 +148,7 @@ def test_the_extension_names_the_format(name: str, fmt: str) -> None:
     assert output_format(name) == fmt
 
 
-@pytest.mark.parametrize(("name", "shown"), [("run.xlsx", "'.xlsx'"), ("run", "'?no extension'?")])
+@pytest.mark.parametrize(("name", "shown"), [("run.xlsx", "'.xlsx'"), ("run", "a name with no extension")])
 def test_an_unknown_extension_is_refused_with_the_known_ones(tmp_path: Path, name: str, shown: str) -> None:
     with pytest.raises(ValueError, match=f"cannot tell the format from {shown}") as info:
         write_results(results(), tmp_path / name)
