@@ -36,7 +36,7 @@ from ._limits import AdaptiveLimiter, Budget
 from ._progress import Progress
 from ._spec import RunSpec
 from .audio import AudioInput, check_file, check_header, read_audio
-from .cache import FLUSH_ENTRIES, FLUSH_INTERVAL, Cache, CacheEntry, PendingEntry, hash_bytes, hash_file, request_keyer
+from .cache import FLUSH_ENTRIES, FLUSH_INTERVAL, Cache, CacheEntry, PendingEntry, hash_bytes, hash_file
 from .chunking import Chunk, UploadPolicy, encode_chunk, format_clock, iter_chunks, probe_seconds
 from .client import AsyncClient
 from .errors import (
@@ -220,20 +220,8 @@ class Runner:
     def _key(self, sha: str, language: str | None, *, chunked: bool = False, chunk: str | None = None) -> str:
         keyer = self._keyers.get((language, chunked, chunk))
         if keyer is None:
-            upload: dict[str, Any] | None = None
-            if chunk is not None:
-                upload = {"chunk": chunk}
-            elif chunked:
-                upload = self.policy.key_part()
-            spec = self.spec
-            keyer = self._keyers[(language, chunked, chunk)] = request_keyer(
-                model=spec.model,
-                language=language,
-                temperature=spec.temperature,
-                provider_options=spec.provider_options,
-                endpoint=self.client.base_url,
-                extra_body=spec.extra_body,
-                upload=upload,
+            keyer = self._keyers[(language, chunked, chunk)] = self.spec.keyer(
+                language, self.client.base_url, chunked=chunked, chunk=chunk
             )
         return keyer(sha)
 

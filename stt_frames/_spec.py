@@ -14,14 +14,14 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import httpx
 
-from .cache import Cache, request_key
+from .cache import Cache, request_keyer
 from .chunking import DEFAULT_CHUNK_SECONDS, DEFAULT_MAX_UPLOAD_BYTES, UploadFormat, UploadPolicy
 from .languages import check_language
 from .timeouts import TimeoutArg, as_timeout
@@ -137,18 +137,17 @@ class RunSpec:
             storage_options=_frozen(storage_options, "storage_options"),
         )
 
-    def cache_key(
-        self, audio_sha256: str, language: str | None, endpoint: str, *, chunked: bool = False, chunk: str | None = None
-    ) -> str:
-        """The cache key of a request under this spec: a whole file, a chunked row (``chunked``), or one
-        chunk (``chunk``: its encoding)."""
+    def keyer(
+        self, language: str | None, endpoint: str, *, chunked: bool = False, chunk: str | None = None
+    ) -> Callable[[str], str]:
+        """The cache key as a function of the audio hash alone, for a whole file, a chunked row
+        (``chunked``) or one chunk (``chunk``: its encoding); see ``cache.request_keyer``."""
         upload: dict[str, Any] | None = None
         if chunk is not None:
             upload = {"chunk": chunk}
         elif chunked:
             upload = self.upload.key_part()
-        return request_key(
-            audio_sha256,
+        return request_keyer(
             model=self.model,
             language=language,
             temperature=self.temperature,
@@ -157,6 +156,12 @@ class RunSpec:
             extra_body=self.extra_body,
             upload=upload,
         )
+
+    def cache_key(
+        self, audio_sha256: str, language: str | None, endpoint: str, *, chunked: bool = False, chunk: str | None = None
+    ) -> str:
+        """The cache key of one request under this spec (see ``keyer``)."""
+        return self.keyer(language, endpoint, chunked=chunked, chunk=chunk)(audio_sha256)
 
     def parameters(self) -> dict[str, Any]:
         """The spec as JSON-ready metadata for results (never a secret: the key is not part of a spec)."""

@@ -214,6 +214,18 @@ class _PiecewiseBody(httpx.AsyncByteStream, httpx.SyncByteStream):
             yield self._view[i : i + self._piece]  # type: ignore[misc]
 
 
+def _settings_arguments(settings: Settings) -> dict[str, Any]:
+    """A client's keyword arguments that reproduce ``settings`` (for ``from_settings``)."""
+    return {
+        "api_key": settings.api_key,
+        "base_url": settings.base_url,
+        "timeout": settings.timeout,
+        "max_retries": settings.max_retries,
+        "http_referer": settings.http_referer,
+        "x_title": settings.x_title,
+    }
+
+
 def _transport_error(exc: httpx.TransportError, settings: Settings) -> STTError:
     err = map_transport_error(exc, settings)
     if isinstance(err, APIConnectionError):
@@ -301,15 +313,7 @@ class Client(_BaseClient):
     ) -> Client:
         """A new Client with the same settings (key, base_url, timeout, retries, headers)."""
         return cls(
-            api_key=settings.api_key,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            http_referer=settings.http_referer,
-            x_title=settings.x_title,
-            max_audio_bytes=max_audio_bytes,
-            transport=transport,
-            on_retry=on_retry,
+            **_settings_arguments(settings), max_audio_bytes=max_audio_bytes, transport=transport, on_retry=on_retry
         )
 
     def transcribe(
@@ -447,15 +451,7 @@ class AsyncClient(_BaseClient):
     ) -> AsyncClient:
         """A new AsyncClient with the same settings (for use on another event loop)."""
         return cls(
-            api_key=settings.api_key,
-            base_url=settings.base_url,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            http_referer=settings.http_referer,
-            x_title=settings.x_title,
-            max_audio_bytes=max_audio_bytes,
-            transport=transport,
-            on_retry=on_retry,
+            **_settings_arguments(settings), max_audio_bytes=max_audio_bytes, transport=transport, on_retry=on_retry
         )
 
     async def transcribe(
