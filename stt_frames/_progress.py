@@ -142,6 +142,14 @@ class Progress:
         end = self.done >= self.total
         self._refresh(force_bar=end, force_listener=end)
 
+    def update_cached(self, n: int, audio_seconds: float) -> None:
+        """Record ``n`` rows answered from the cache, with ``audio_seconds`` in all."""
+        self.done += n
+        self.cached += n
+        self.audio_seconds += audio_seconds
+        end = self.done >= self.total
+        self._refresh(force_bar=end, force_listener=end)
+
     def plan(self, n: int) -> None:
         """Record ``n`` more rows checked by the planning pass (shown until the rows themselves finish)."""
         first = self.planned == 0

@@ -269,26 +269,33 @@ class Runner:
                 failed.append((i, exc))
         return failed, located
 
-    def _look_up(self, items: Sequence[_Item]) -> list[RowResult | None]:
-        """Give a batch of items the cache keys the cache knows them by, and their cached answers; blocking."""
+    def _look_up(
+        self, rows: Sequence[_Located], languages: Sequence[str | None]
+    ) -> tuple[list[str | None], list[RowResult | None]]:
+        """The cache keys of a batch of distinct files (None: not known without reading the file), and
+        their cached answers; blocking."""
         assert self.cache is not None
-        known = self.cache.file_hashes({it.path: (it.size, it.mtime_ns) for it in items})
-        for it in items:
-            it.key = self._planned_key(known, it.path, it.size, it.language)
+        known = self.cache.file_hashes({path: (size, mtime) for _, path, size, mtime, _ in rows})
+        planned_key = self._planned_key
+        keys = [planned_key(known, path, size, languages[i]) for i, path, size, _, _ in rows]
         if self.spec.refresh:
-            return [None] * len(items)
-        hits = self.cache.get_many(it.key for it in items if it.key)
-        entries = [hits.get(it.key) if it.key else None for it in items]
-        return [RowResult.from_entry(e) if e is not None else None for e in entries]
+            return keys, [None] * len(rows)
+        hits = self.cache.get_many(k for k in keys if k)
+        entries = [hits.get(k) if k else None for k in keys]
+        from_entry = RowResult.from_entry
+        return keys, [from_entry(e) if e is not None else None for e in entries]
 
     async def _plan(self, plan: _Plan, queue: collections.deque[_Item], more: asyncio.Event) -> None:
         """Plan ``plan`` in batches in a worker thread; settle bad rows and cache hits, queue the rest."""
         loop = asyncio.get_running_loop()
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt-frames-plan")
         try:
-            # keyed by path alone when every row has the same language (200,000 tuples less to hold)
-            items: dict[str | tuple[str, str | None], _Item] = {}
             languages = plan.languages
+            # one entry per distinct file (and language): the first row's, with the others in ``also``;
+            # keyed by path alone when every row has the same language (200,000 tuples less to hold)
+            distinct: list[_Located] = []
+            first: dict[str | tuple[str, str | None], int] = {}
+            also: dict[int, list[int]] = {}
             one_language = len(set(languages)) <= 1
             # a small first batch, so that the bar moves at once however many rows there are
             bounds = [0, *range(_FIRST_BATCH, len(plan.values), _PLAN_BATCH), len(plan.values)]
@@ -297,31 +304,36 @@ class Runner:
                 failed, located = await loop.run_in_executor(pool, self._locate, batch, lo)
                 for i, exc in failed:
                     self._finish((i,), RowResult.failed(exc))
-                for i, path, size, mtime, fmt in located:
-                    lang = languages[i]
-                    key = path if one_language else (path, lang)
-                    item = items.get(key)
-                    if item is None:
-                        items[key] = _Item((i,), path, size, mtime, fmt, lang)
-                    elif isinstance(item.rows, list):
-                        item.rows.append(i)
+                for row in located:
+                    n = len(distinct)
+                    j = first.setdefault(row[1] if one_language else (row[1], languages[row[0]]), n)
+                    if j == n:
+                        distinct.append(row)
                     else:
-                        item.rows = [*item.rows, i]
+                        also.setdefault(j, []).append(row[0])
                 self.progress.plan(len(batch) - len(failed))
-            pending = list(items.values())
-            del items
+            del first
+
+            def item(j: int, key: str | None) -> _Item:
+                i, path, size, mtime, fmt = distinct[j]
+                more_rows = also.get(j)
+                return _Item((i, *more_rows) if more_rows else (i,), path, size, mtime, fmt, languages[i], key)
+
             if self.cache is None:
-                queue.extend(pending)
+                queue.extend(item(j, None) for j in range(len(distinct)))
                 more.set()
                 return
-            for lo in range(0, len(pending), _PLAN_BATCH):
-                batch_items = pending[lo : lo + _PLAN_BATCH]
-                found = await loop.run_in_executor(pool, self._look_up, batch_items)
-                for it, result in zip(batch_items, found, strict=True):
-                    if result is not None:
-                        self._finish(it.rows, result)
-                    else:
-                        queue.append(it)
+            for lo in range(0, len(distinct), _PLAN_BATCH):
+                batch_rows = distinct[lo : lo + _PLAN_BATCH]
+                keys, found = await loop.run_in_executor(pool, self._look_up, batch_rows, languages)
+                self._finish_hits(
+                    ((i, *also.get(lo + k, ())), result)
+                    for k, ((i, *_), result) in enumerate(zip(batch_rows, found, strict=True))
+                    if result is not None
+                )
+                queue.extend(
+                    item(lo + k, key) for k, (key, result) in enumerate(zip(keys, found, strict=True)) if result is None
+                )
                 more.set()
         finally:
             if self.cache is not None:  # the planning thread's own connection
@@ -329,6 +341,20 @@ class Runner:
             pool.shutdown(wait=False)
             plan.done = True
             more.set()
+
+    def _finish_hits(self, hits: Iterator[tuple[tuple[int, ...], RowResult]]) -> None:
+        """Settle rows answered from the cache, with one update of the bar for all of them."""
+        results = self.results
+        rows = 0
+        seconds = 0.0
+        for where, result in hits:
+            for i in where:
+                results[i] = result
+            rows += len(where)
+            if result.seconds is not None:
+                seconds += result.seconds * len(where)
+        if rows:
+            self.progress.update_cached(rows, seconds)
 
     def _planned_key(
         self, known: Mapping[str, tuple[str, str, float | None]], path: str, size: int, lang: str | None

@@ -31,9 +31,13 @@ def _column(dtype: str, arrow: pa.DataType, doc: str) -> Any:
     return field(default=None, metadata={"dtype": dtype, "arrow": arrow, "doc": doc})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RowResult:
-    """One row's result; each field but ``exception`` is a column of ``transcribe_column``'s output."""
+    """One row's result; each field but ``exception`` is a column of ``transcribe_column``'s output.
+
+    Treated as immutable (rows that share a file share one). It is not frozen because a frozen
+    dataclass takes five times as long to build, and a cached rerun builds one per distinct file.
+    """
 
     text: str | None = _column("string", pa.string(), "the transcript (chunks joined with a space)")
     seconds: float | None = _column("Float64", pa.float64(), "audio seconds: billed by the server, else measured")
@@ -89,16 +93,50 @@ class RowResult:
 
     @classmethod
     def from_entry(cls, entry: CacheEntry) -> RowResult:
-        """A row answered from the cache (a stitched entry knows how many chunks it joins)."""
-        chunks = entry.response.get(CHUNKS_FIELD, 1)
+        """A row answered from the cache (a stitched entry knows how many chunks it joins).
+
+        Entries were checked when they were stored: a well-formed one is read directly (a cached rerun
+        reads thousands per second); anything else goes through the full check and its clear error.
+        """
+        r = entry.response
+        text, u, chunks = r.get("text"), r.get("usage") or _NO_USAGE, r.get(CHUNKS_FIELD, 1)
+        if type(text) is str and type(u) is dict and type(chunks) is int:
+            cost, seconds = u.get("cost"), u.get("seconds")
+            tin, tout, ttotal = u.get("input_tokens"), u.get("output_tokens"), u.get("total_tokens")
+            if (
+                (cost is None or (type(cost) is float and _FINITE[0] < cost < _FINITE[1]))
+                and (seconds is None or (type(seconds) is float and _FINITE[0] < seconds < _FINITE[1]))
+                and (tin is None or type(tin) is int)
+                and (tout is None or type(tout) is int)
+                and (ttotal is None or type(ttotal) is int)
+            ):
+                audio = entry.audio_seconds
+                return cls(
+                    text,
+                    seconds if seconds is not None else audio,
+                    "server" if seconds is not None else None if audio is None else "audio",
+                    tin,
+                    tout,
+                    ttotal,
+                    cost,
+                    None,
+                    None,
+                    True,
+                    entry.latency_s,
+                    chunks,
+                )
         return cls.from_answer(
-            Transcription.from_json(entry.response),
+            Transcription.from_json(r),
             audio_seconds=entry.audio_seconds,
             latency_s=entry.latency_s,
             cached=True,
             chunks=chunks if isinstance(chunks, int) and not isinstance(chunks, bool) else 1,
         )
 
+
+#: Bounds that a finite float lies strictly within (NaN compares false to both).
+_FINITE: Final = (float("-inf"), float("inf"))
+_NO_USAGE: Final[dict[str, Any]] = {}
 
 _DECLARED = [f for f in fields(RowResult) if "dtype" in f.metadata]
 

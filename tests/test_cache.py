@@ -150,6 +150,18 @@ def test_put_then_get_many_returns_what_was_stored(tmp_cache: Cache) -> None:
     assert tmp_cache.get(keys[3]).response == {"text": "replaced"}  # type: ignore[union-attr]
 
 
+def test_a_damaged_answer_is_left_out_with_a_warning(tmp_cache: Cache, caplog: pytest.LogCaptureFixture) -> None:
+    keys = [key(audio=f"{i:064x}") for i in range(3)]
+    for i, k in enumerate(keys):
+        put(tmp_cache, k, f"t{i}")
+    db = tmp_cache._db()
+    db.execute("UPDATE responses SET response = ? WHERE key = ?", ("not json", keys[1]))
+    with caplog.at_level("WARNING", logger="stt_frames"):
+        found = tmp_cache.get_many(keys)
+    assert {k: e.response["text"] for k, e in found.items()} == {keys[0]: "t0", keys[2]: "t2"}
+    assert "not valid JSON" in caplog.text and "treated as not cached" in caplog.text
+
+
 def test_the_cache_lives_where_it_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Cache(tmp_path / "dir").path == tmp_path / "dir" / CACHE_FILENAME
     assert Cache(tmp_path / "mine.sqlite3").path == tmp_path / "mine.sqlite3"

@@ -268,6 +268,39 @@ def test_fast_path_does_not_rehash_unchanged_files(server: str, tmp_path: Path) 
     assert not changed["cached"].any() and changed["text"].iloc[0] != first["text"].iloc[0]
 
 
+def test_files_that_recur_across_planning_batches_are_sent_once_and_answer_every_row(server: str) -> None:
+    """Rows are planned in batches (256 first, then 2,048): a file seen again in a later batch joins
+    the first row's request, and on a rerun the first row's cached answer."""
+    files = samples(3)["path"].tolist()
+    df = pd.DataFrame({"path": [files[i % 3] for i in range(2 * 2048 + 300)]})
+    first = run(df, server)
+    assert first["error"].isna().all()
+    assert sorted(billed(server).values()) == [1, 1, 1]
+    by_file = dict(zip(first["path"], first["text"], strict=True))
+    assert len(set(by_file.values())) == 3
+    assert (first["text"] == first["path"].map(by_file)).all()
+    again = run(df, server)
+    assert again["cached"].all() and sorted(billed(server).values()) == [1, 1, 1]
+    pd.testing.assert_series_equal(first["text"], again["text"])
+    assert again["seconds"].sum() == pytest.approx(first["seconds"].sum())
+
+
+def test_a_damaged_cache_entry_is_sent_again_and_the_rest_stay_cached(server: str, tmp_path: Path) -> None:
+    df = samples(3)
+    cache_dir = tmp_path / "cache"
+    first = run(df, server, cache=cache_dir)
+    with sqlite3.connect(cache_dir / "cache.sqlite3") as db:
+        (key,) = db.execute("SELECT key FROM responses ORDER BY key LIMIT 1").fetchone()
+        db.execute("UPDATE responses SET response = ? WHERE key = ?", ('{"text": "cut off', key))
+    db.close()
+    again = run(df, server, cache=cache_dir)
+    assert again["error"].isna().all()
+    assert again["cached"].sum() == 2 and sum(billed(server).values()) == 4  # the damaged one only
+    pd.testing.assert_series_equal(first["text"], again["text"])
+    third = run(df, server, cache=cache_dir)
+    assert third["cached"].all() and sum(billed(server).values()) == 4  # stored again, whole
+
+
 def test_cache_helpers(server: str) -> None:
     run(samples(3), server)
     info = stt_frames.cache_info()
