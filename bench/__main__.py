@@ -43,7 +43,7 @@ MODULES: tuple[str, ...] = (
     "bench.long_audio",  # scenarios 6-8: a 60-minute recording in chunks, a 3-hour WAV's memory, Opus vs original
     "bench.per_row",  # scenarios 10-11: client CPU per request; a cached rerun of 200,000 files (RSS, first update)
     "bench.whisper_real",  # scenario 9: real speech (data/real/): WER, RTFx, peak RSS of every local engine
-    "bench.dask_cluster",  # scenario 10: Dask, 1 vs 2 worker processes; one bill per audio, one cap; the budget actor
+    "bench.dask_cluster",  # scenarios 12-14: Dask, 1 vs 2 workers; one bill per audio, one cap; the budget actor
 )
 
 HERE = Path(__file__).resolve().parent

@@ -207,6 +207,8 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[RowResult]] = {}
         self._unstored: list[_Unstored] = []  # answers not committed yet (at most FLUSH_INTERVAL old)
         self._unstored_keys: dict[str, _Unstored] = {}
+        self._flush_soon = asyncio.Event()  # FLUSH_ENTRIES answers wait: commit them now
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # commits, one at a time
         self._keyers: dict[tuple[str | None, bool, str | None], Callable[[str], str]] = {}
         self.results: list[RowResult | None] = []
         self.stopped = False  # set before RunAborted is raised: no new request goes out after it
@@ -422,6 +424,7 @@ class Runner:
                 await asyncio.gather(self._plan(plan, queue, more), *workers)
             finally:
                 finished.set()
+                self._flush_soon.set()  # the flusher stops now, not at its next tick
 
         tasks = [asyncio.ensure_future(send_all()), asyncio.ensure_future(self._flush_every(FLUSH_INTERVAL, finished))]
         try:
@@ -431,6 +434,7 @@ class Runner:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._close_writer()  # a commit under way in the writer thread finishes first
             if self._unstored:  # stopped, interrupted or failed: keep what was answered
                 with contextlib.suppress(RunAborted):
                     self._flush()
@@ -537,37 +541,45 @@ class Runner:
         self._unstored.append(waiting)
         self._unstored_keys[key] = waiting
         if len(self._unstored) >= FLUSH_ENTRIES:
-            self._flush()
+            self._flush_soon.set()
 
     def _flush(self) -> None:
-        """Commit the queued answers in one transaction; a cache failure stops the run (RunAborted).
-
-        When the transaction fails (disk full ...), the answers are stored one by one, so that as many
-        as fit are kept; the rows of those that were not stored say so in ``error``.
-        """
+        """Commit the queued answers now, from this thread (at the end of a run, or when it stops)."""
         if not self._unstored or self.cache is None:
             return
         batch, self._unstored = self._unstored, []
+        self._committed(batch, self._commit(batch))
+
+    def _commit(self, batch: Sequence[_Unstored]) -> list[tuple[_Unstored, CacheError]]:
+        """Store a batch in one transaction; blocking. Returns the answers that could not be stored.
+
+        When the transaction fails (disk full ...), the answers are stored one by one, so that as many
+        as fit are kept.
+        """
+        assert self.cache is not None
         try:
+            self.cache.put_many([w.entry for w in batch])
+            return []
+        except CacheError:
+            pass
+        failed: list[tuple[_Unstored, CacheError]] = []
+        for w in batch:
             try:
-                self.cache.put_many([w.entry for w in batch])
-                return
-            except CacheError:
-                pass
-            failed: CacheError | None = None
-            for w in batch:
-                try:
-                    self.cache.put_many([w.entry])
-                except CacheError as exc:
-                    failed = failed or exc
-                    self._not_stored(w, exc)
-            if failed is not None:
-                self.stopped = True
-                raise RunAborted(failed) from failed
-        finally:
-            for w in batch:
-                if self._unstored_keys.get(w.entry.key) is w:
-                    del self._unstored_keys[w.entry.key]
+                self.cache.put_many([w.entry])
+            except CacheError as exc:
+                failed.append((w, exc))
+        return failed
+
+    def _committed(self, batch: Sequence[_Unstored], failed: Sequence[tuple[_Unstored, CacheError]]) -> None:
+        """After a commit, on the event loop: rows whose answer was not stored say so, and the run stops."""
+        for w in batch:
+            if self._unstored_keys.get(w.entry.key) is w:
+                del self._unstored_keys[w.entry.key]
+        for w, exc in failed:
+            self._not_stored(w, exc)
+        if failed:
+            self.stopped = True
+            raise RunAborted(failed[0][1]) from failed[0][1]
 
     def _not_stored(self, waiting: _Unstored, exc: CacheError) -> None:
         """Rows answered whose answer could not be stored: the text is kept, the row says why."""
@@ -580,11 +592,33 @@ class Runner:
                 self.results[i] = failed
 
     async def _flush_every(self, interval: float, finished: asyncio.Event) -> None:
-        """Commit the queued answers every ``interval`` seconds until ``finished`` is set."""
+        """Commit the queued answers every ``interval`` seconds, or at once when ``FLUSH_ENTRIES`` wait, until
+        ``finished`` is set. Each commit runs in the writer thread, one at a time, while the requests go on:
+        an object store's writes take tens of milliseconds, which the event loop would otherwise wait out."""
+        loop = asyncio.get_running_loop()
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), interval)
-            self._flush()
+                await asyncio.wait_for(self._flush_soon.wait(), interval)
+            self._flush_soon.clear()
+            if not self._unstored or self.cache is None:
+                continue
+            batch, self._unstored = self._unstored, []
+            if self._writer is None:
+                self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stt-frames-commit")
+            try:
+                failed = await asyncio.shield(loop.run_in_executor(self._writer, self._commit, batch))
+            except asyncio.CancelledError:
+                self._unstored[:0] = batch  # the run is ending: stored at the end, from the run's own thread
+                raise
+            self._committed(batch, failed)
+
+    def _close_writer(self) -> None:
+        """Wait for the writer thread's commit, if any, and close its cache connection."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            if self.cache is not None:
+                writer.submit(self.cache.close)
+            writer.shutdown(wait=True)
 
     async def _request(
         self, clip: AudioInput, language: str | None, seconds: float | None

@@ -270,8 +270,12 @@ def transcribe(
         )
     import dask
 
-    # 1. identify: each row's audio hash and language, on the workers
-    ids = ddf.map_partitions(identify_partition, column, spec, meta=identity_meta(meta.index))
+    # 1. identify: each row's audio hash and language, on the workers. As delayed tasks, so that the send and
+    # assemble passes share them (with map_partitions, Dask fuses a copy into each pass: every file hashed twice)
+    parts = ddf.to_delayed()
+    identify = dask.delayed(identify_partition, pure=True)
+    id_parts = [identify(part, column, spec) for part in parts]
+    ids = dd_.from_delayed(id_parts, meta=identity_meta(meta.index), divisions=ddf.divisions, verify_meta=False)
     # 2. send: each distinct (audio, language) once, after a shuffle of the (small) identities on the hash
     # as many send tasks as worker threads: each keeps `concurrency` requests in flight for its whole share
     unique = ids.dropna(subset=["sha"]).drop_duplicates(subset=["sha", "language"], split_out=_send_tasks(ddf))
@@ -280,8 +284,14 @@ def transcribe(
         [send(part, spec, settings, max_audio_bytes, budget) for part in unique.to_delayed()]
     )
     # 3. assemble: every partition's rows from the shared cache, in their order; nothing is sent here
-    return ddf.map_partitions(
-        _assemble_partition, ids, sends, column, prefix=prefix, meta=meta, enforce_metadata=True, **common
+    assemble = dask.delayed(_assemble_partition, pure=False)
+    return dd_.from_delayed(
+        [
+            assemble(part, part_ids, sends, column, prefix=prefix, **common)
+            for part, part_ids in zip(parts, id_parts, strict=True)
+        ],
+        meta=meta,
+        divisions=ddf.divisions,
     )
 
 

@@ -76,6 +76,29 @@ def test_bad_arguments_fail_at_once() -> None:
         stt_frames.dask.transcribe(ddf, model="fake/echo", concurrencyy=4)
 
 
+def test_each_partition_is_identified_once(
+    local_server: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send and assemble passes share one identify task per partition: no file is hashed twice there."""
+    import dask
+
+    calls: list[int] = []
+    identify = stt_frames.dask.identify_partition
+
+    def counting(part: pd.DataFrame, *args: object) -> pd.DataFrame:
+        calls.append(len(part))
+        return identify(part, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stt_frames.dask, "identify_partition", counting)
+    url = local_server()
+    ddf = dd.from_pandas(samples(12), npartitions=3)
+    out = stt_frames.dask.transcribe(ddf, model="fake/echo", client=stt_frames.Client(base_url=url), cache=tmp_path)
+    with dask.config.set(scheduler="sync"):
+        result = out.compute()
+    assert result["error"].isna().all() and len(result) == 12
+    assert sorted(calls) == [4, 4, 4]
+
+
 def test_a_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     ddf = dd.from_pandas(samples(2), npartitions=1)
     monkeypatch.setitem(sys.modules, "dask.dataframe", None)  # import dask.dataframe now fails
