@@ -61,8 +61,6 @@ KEY_VERSION: Final = "v1"
 CACHE_FILENAME: Final = "cache.sqlite3"
 _BUSY_TIMEOUT_S: Final = 60.0
 _CHUNK: Final = 500
-#: How much of the cache file a connection maps into memory for reading (address space, not RAM).
-_MMAP_BYTES: Final = 256 << 20
 _HASH_BATCH: Final = 256
 #: Longest time (seconds) an answer of ``transcribe_column`` waits in memory before it is committed:
 #: the answers that arrive within one interval share one transaction. A process killed with ``kill -9``
@@ -343,9 +341,6 @@ class Cache:
                 db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
                 _enable_wal(db)
                 db.execute("PRAGMA synchronous=NORMAL")
-                # reads through the OS page cache without a syscall per page: a rerun looks its rows up on a
-                # fresh connection (an empty page cache of its own), 3.6 instead of 4.3 us a row
-                db.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
             except sqlite3.Error as exc:
                 raise self._error("open", exc) from None
             self._local.db = db
